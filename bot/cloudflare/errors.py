@@ -1,0 +1,111 @@
+"""One exception hierarchy for everything that can go wrong talking to Cloudflare.
+
+Every message is safe to show a user: it carries Cloudflare's own error codes and messages and
+never a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of Cloudflare's `errors[]`."""
+
+    code: int
+    message: str
+
+
+class CloudflareError(Exception):
+    """Base class: an operation against the Cloudflare API failed."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, errors: tuple[ErrorDetail, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.errors = errors
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        """Return Cloudflare's error codes (may be empty)."""
+        return tuple(e.code for e in self.errors)
+
+    def user_message(self) -> str:
+        """Return a one-line description for a human: Cloudflare's codes and messages."""
+        if self.errors:
+            detail = "; ".join(f"{e.code}: {e.message}" for e in self.errors)
+            prefix = f"HTTP {self.status} " if self.status else ""
+            return f"Cloudflare error ({prefix.strip() or 'API'}) {detail}"
+        return f"Cloudflare error: {self.message}"
+
+    def __str__(self) -> str:
+        return self.user_message()
+
+
+class APIStatusError(CloudflareError):
+    """Cloudflare answered with an HTTP error status."""
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was invalid."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing or invalid credentials."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token lacks a permission (e.g. Cloud Email Security: Write)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such job (or account)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's state (e.g. cancelling a finished job)."""
+
+
+class RateLimitedError(APIStatusError):
+    """429: too many requests; `retry_after` says how many seconds to wait."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        errors: tuple[ErrorDetail, ...] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, errors=errors)
+        self.retry_after = retry_after
+
+    def user_message(self) -> str:
+        """Say that Cloudflare is rate limiting and when to retry."""
+        base = super().user_message()
+        if self.retry_after is not None:
+            return f"{base} (rate limited: retry in {int(self.retry_after + 0.999)} s)"
+        return f"{base} (rate limited)"
+
+
+class ServerError(APIStatusError):
+    """5xx: Cloudflare failed."""
+
+
+class TransportError(CloudflareError):
+    """No usable answer: connection failed or timed out."""
+
+
+class TimeoutError(TransportError):  # noqa: A001 - deliberate: the client's own timeout kind
+    """The request timed out."""
+
+
+class ResponseFormatError(CloudflareError):
+    """The answer was not the JSON Cloudflare documents."""
+
+
+class InvalidRequestError(CloudflareError):
+    """The request was rejected locally before sending (e.g. MOVE without destination)."""

@@ -1,0 +1,308 @@
+"""Pydantic models of the Cloudflare Email Security bulk-job and investigate API.
+
+Responses are parsed tolerantly: unknown fields are ignored and an enum value we do not know
+(a new status, a new folder) is kept as a plain string instead of failing the whole parse.
+Requests are validated strictly before anything is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+
+class ActionType(StrEnum):
+    MOVE = "MOVE"
+    RELEASE = "RELEASE"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    DISCOVERING = "DISCOVERING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+
+
+ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.DISCOVERING, JobStatus.PROCESSING)
+TERMINAL_STATUSES: tuple[JobStatus, ...] = (
+    JobStatus.COMPLETED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.SKIPPED,
+)
+
+
+def is_terminal(status: str) -> bool:
+    """Return True when a job in this status will never change again.
+
+    An unknown status is treated as active, so a job is never silently dropped from tracking.
+    """
+    return status in {s.value for s in TERMINAL_STATUSES}
+
+
+class Destination(StrEnum):
+    INBOX = "Inbox"
+    JUNK_EMAIL = "JunkEmail"
+    DELETED_ITEMS = "DeletedItems"
+    RECOVERABLE_ITEMS_DELETIONS = "RecoverableItemsDeletions"
+    RECOVERABLE_ITEMS_PURGES = "RecoverableItemsPurges"
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    MOVED = "moved"
+    QUARANTINED = "quarantined"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    QUEUED = "queued"
+
+
+class Disposition(StrEnum):
+    MALICIOUS = "MALICIOUS"
+    MALICIOUS_BEC = "MALICIOUS-BEC"
+    SUSPICIOUS = "SUSPICIOUS"
+    SPOOF = "SPOOF"
+    SPAM = "SPAM"
+    BULK = "BULK"
+    ENCRYPTED = "ENCRYPTED"
+    EXTERNAL = "EXTERNAL"
+    UNKNOWN = "UNKNOWN"
+    NONE = "NONE"
+
+
+# The investigate search accepts fewer dispositions than a bulk job does.
+SEARCHABLE_DISPOSITIONS: frozenset[str] = frozenset(
+    {"MALICIOUS", "SUSPICIOUS", "SPOOF", "SPAM", "BULK", "NONE"}
+)
+
+
+class MessageAction(StrEnum):
+    PREVIEW = "PREVIEW"
+    QUARANTINE_RELEASED = "QUARANTINE_RELEASED"
+    MOVED = "MOVED"
+
+
+# Tolerant enum types for responses: a known value becomes the enum member, anything else stays a str.
+TolerantStatus = Annotated[JobStatus | str, Field(union_mode="left_to_right")]
+TolerantAction = Annotated[ActionType | str, Field(union_mode="left_to_right")]
+TolerantDestination = Annotated[Destination | str, Field(union_mode="left_to_right")]
+TolerantDelivery = Annotated[DeliveryStatus | str, Field(union_mode="left_to_right")]
+TolerantDisposition = Annotated[Disposition | str, Field(union_mode="left_to_right")]
+TolerantMessageAction = Annotated[MessageAction | str, Field(union_mode="left_to_right")]
+
+
+def format_timestamp(value: datetime) -> str:
+    """Render a datetime as the ISO-8601 UTC form Cloudflare uses (`2026-11-23T07:00:00Z`)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+IsoTimestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+
+
+class _Response(BaseModel):
+    """Base of every parsed response: unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class ApiMessage(_Response):
+    code: int
+    message: str
+    documentation_url: str | None = None
+    source: dict[str, Any] | None = None
+
+
+class ResultInfo(_Response):
+    """Paging info. `page` and `total_count` are deprecated and always 0: never trust them."""
+
+    count: int = 0
+    per_page: int = 0
+    page: int | None = None
+    total_count: int | None = None
+    next: str | None = None
+    previous: str | None = None
+
+
+class SearchParams(BaseModel):
+    """The search a bulk job (or a preview) runs.
+
+    `action_log` and `expected_disposition` are deliberately absent: the first ended on
+    2026-11-01, the second has no effect. `detections_only` has no default here because the
+    API's default (true) surprises people: every caller must choose.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    alert_id: str | None = None
+    delivery_status: TolerantDelivery | None = None
+    detections_only: bool | None = None
+    domain: str | None = None
+    end: IsoTimestamp | None = None
+    exact_subject: str | None = None
+    final_disposition: TolerantDisposition | None = None
+    message_action: TolerantMessageAction | None = None
+    message_id: str | None = None
+    metric: str | None = None
+    query: str | None = None
+    recipient: str | None = None
+    sender: str | None = None
+    start: IsoTimestamp | None = None
+    subject: str | None = None
+    submissions: bool | None = None
+
+    def range_error(self) -> str | None:
+        """Return why the date range is unusable, or None (checked on requests, not on responses)."""
+        if self.start is not None and self.end is not None and self.end < self.start:
+            return "end must not be before start"
+        return None
+
+    def to_api(self) -> dict[str, Any]:
+        """Return the JSON body fragment, without unset fields."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def filters(self) -> dict[str, Any]:
+        """Return the set search fields (for display), excluding nothing but unset ones."""
+        return self.to_api()
+
+
+class ActionParams(_Response):
+    type: TolerantAction
+    destination: TolerantDestination | None = None
+
+
+class BulkJob(_Response):
+    """A bulk action job as Cloudflare reports it."""
+
+    job_id: str
+    action_type: TolerantAction
+    action_params: ActionParams
+    search_params: SearchParams = Field(default_factory=SearchParams)
+    status: TolerantStatus
+    total_messages_discovered: int = 0
+    messages_pending: int = 0
+    messages_successful: int = 0
+    messages_failed: int = 0
+    # Newer API revision (SDK 5.9); absent from older answers.
+    messages_cancelled: int | None = None
+    messages_skipped: int | None = None
+    comment: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    status_message: str | None = None
+
+    @property
+    def destination(self) -> str | None:
+        """Return the destination folder of a MOVE (None for RELEASE)."""
+        return None if self.action_params.destination is None else str(self.action_params.destination)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Return True when the job will not change any more."""
+        return is_terminal(self.status)
+
+    @property
+    def processed(self) -> int:
+        """Return how many discovered messages are no longer pending."""
+        return max(self.total_messages_discovered - self.messages_pending, 0)
+
+
+class CreateJobRequest(BaseModel):
+    """A validated request to create a bulk job (POST …/investigate/bulk)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: ActionType
+    search_params: SearchParams
+    destination: Destination | None = None
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _check_destination(self) -> CreateJobRequest:
+        if self.action is ActionType.MOVE and self.destination is None:
+            raise ValueError("a MOVE needs a destination folder")
+        if self.action is ActionType.RELEASE and self.destination is not None:
+            raise ValueError("a RELEASE takes no destination")
+        if (range_error := self.search_params.range_error()) is not None:
+            raise ValueError(range_error)
+        if self.search_params.detections_only is None:
+            raise ValueError("detections_only must be chosen explicitly (the API defaults it to true)")
+        return self
+
+    def to_api(self, *, comment: str | None = None) -> dict[str, Any]:
+        """Return the JSON body; `comment` overrides the stored one (used to stamp a request tag)."""
+        body: dict[str, Any] = {"action": self.action.value, "search_params": self.search_params.to_api()}
+        if self.destination is not None:
+            body["destination"] = self.destination.value
+        final_comment = comment if comment is not None else self.comment
+        if final_comment:
+            body["comment"] = final_comment
+        return body
+
+
+class JobMessage(_Response):
+    """One message of a bulk job, with its own processing status."""
+
+    message_id: str
+    postfix_id: str | None = None
+    action_type: TolerantAction | None = None
+    action_params: ActionParams | None = None
+    alert_id: str | None = None
+    email_message_id: str | None = None
+    status: TolerantStatus
+    status_message: str | None = None
+    retry_count: int = 0
+    retry_after: datetime | None = None
+    created_at: datetime | None = None
+    processed_at: datetime | None = None
+
+
+class MessageSummary(_Response):
+    """The fields of an investigate search result that Sweep shows in a preview."""
+
+    id: str
+    postfix_id: str | None = None
+    message_id: str | None = None
+    alert_id: str | None = None
+    from_: str | None = Field(default=None, alias="from")
+    from_name: str | None = None
+    envelope_from: str | None = None
+    to: list[str] | None = None
+    client_recipients: list[str] = Field(default_factory=list)
+    subject: str | None = None
+    sent_at: datetime | None = None
+    scanned_at: datetime | None = None
+    final_disposition: TolerantDisposition | None = None
+    delivery_status: list[TolerantDelivery] | None = None
+    is_quarantined: bool = False
+
+
+class SearchResult(BaseModel):
+    """A capped investigate search: the messages fetched and whether more exist."""
+
+    messages: list[MessageSummary]
+    capped: bool
+
+    @property
+    def count(self) -> int:
+        """Return the number of messages fetched (a lower bound when capped)."""
+        return len(self.messages)
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a list endpoint."""
+
+    items: list[ItemT]
+    result_info: ResultInfo

@@ -1,0 +1,129 @@
+"""Sweep's own domain models, shared by the store, tracker, notifier, use cases and block builders.
+
+Nothing here knows about Slack's API or SQL: these are the values passed between layers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.cloudflare.models import BulkJob, SearchParams, is_terminal
+
+
+class TrackedJob(BaseModel):
+    """A bulk job Sweep watches, with its last known Cloudflare state and where its card lives."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    account_id: str
+    action_type: str
+    destination: str | None = None
+    search_params: SearchParams = Field(default_factory=SearchParams)
+    comment: str | None = None
+    requester: str | None = None  # Slack user id of whoever asked (None for jobs created elsewhere)
+    channel_id: str | None = None
+    card_ts: str | None = None  # ts of the card message, once posted
+    status: str
+    total_messages_discovered: int = 0
+    messages_pending: int = 0
+    messages_successful: int = 0
+    messages_failed: int = 0
+    messages_cancelled: int | None = None
+    messages_skipped: int | None = None
+    status_message: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_by: str | None = None  # Slack user id of whoever cancelled from Slack
+    gone: bool = False  # the job disappeared from Cloudflare (deleted elsewhere)
+    card_dead: bool = False  # Slack said the card or its channel no longer exists
+    last_error: str | None = None
+    updated_at: datetime
+
+    @property
+    def is_terminal(self) -> bool:
+        """Return True when the job will not change any more (or vanished)."""
+        return self.gone or is_terminal(self.status)
+
+    @property
+    def processed(self) -> int:
+        """Return how many discovered messages are no longer pending."""
+        return max(self.total_messages_discovered - self.messages_pending, 0)
+
+    def with_cloudflare_state(self, job: BulkJob, *, now: datetime) -> TrackedJob:
+        """Return a copy carrying Cloudflare's latest view of the job."""
+        return self.model_copy(
+            update={
+                "status": str(job.status),
+                "total_messages_discovered": job.total_messages_discovered,
+                "messages_pending": job.messages_pending,
+                "messages_successful": job.messages_successful,
+                "messages_failed": job.messages_failed,
+                "messages_cancelled": job.messages_cancelled,
+                "messages_skipped": job.messages_skipped,
+                "status_message": job.status_message,
+                "started_at": job.started_at,
+                "completed_at": job.completed_at,
+                "updated_at": now,
+            }
+        )
+
+    @classmethod
+    def from_job(
+        cls,
+        job: BulkJob,
+        *,
+        account_id: str,
+        now: datetime,
+        requester: str | None = None,
+        channel_id: str | None = None,
+    ) -> TrackedJob:
+        """Build the tracked form of a job Cloudflare just returned."""
+        return cls(
+            job_id=job.job_id,
+            account_id=account_id,
+            action_type=str(job.action_type),
+            destination=job.destination,
+            search_params=job.search_params,
+            comment=job.comment,
+            requester=requester,
+            channel_id=channel_id,
+            status=str(job.status),
+            total_messages_discovered=job.total_messages_discovered,
+            messages_pending=job.messages_pending,
+            messages_successful=job.messages_successful,
+            messages_failed=job.messages_failed,
+            messages_cancelled=job.messages_cancelled,
+            messages_skipped=job.messages_skipped,
+            status_message=job.status_message,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            updated_at=now,
+        )
+
+
+class AuditAction(StrEnum):
+    CREATE = "create"
+    CANCEL = "cancel"
+    WATCH = "watch"
+    DENIED = "denied"
+
+
+class AuditEntry(BaseModel):
+    """One line of the append-only audit log: who did what to which job, when, and how it went."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    at: datetime
+    actor: str  # Slack user id, or "sweep" for the bot itself
+    action: str
+    job_id: str | None = None
+    channel_id: str | None = None
+    outcome: str  # "ok", "error: …", "refused: …"
+    detail: str | None = None
