@@ -111,7 +111,7 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "") -> st
 def load_cloudflare_settings() -> CloudflareSettings:
     """Read the CLOUDFLARE_* variables or raise ConfigError naming the bad one."""
     try:
-        return CloudflareSettings()  # type: ignore[call-arg]
+        return CloudflareSettings()
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error, prefix="CLOUDFLARE_")) from None
 
@@ -119,7 +119,7 @@ def load_cloudflare_settings() -> CloudflareSettings:
 def load_settings(*, socket_mode: bool | None = None) -> tuple[Settings, CloudflareSettings]:
     """Read and validate everything `serve` needs, or raise ConfigError naming the bad variable."""
     try:
-        settings = Settings()  # type: ignore[call-arg]
+        settings = Settings()
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None
     cloudflare = load_cloudflare_settings()
