@@ -1,0 +1,108 @@
+"""The `sweep-bot` command line: serve | simulator | demo | check | migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot.config import ConfigError, load_settings
+
+log = logging.getLogger("sweep")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweep-bot", description="Cloudflare Email Security bulk jobs from Slack.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--http", action="store_true", help="force HTTP mode (/slack/events)")
+    mode.add_argument("--socket", action="store_true", help="force Socket Mode")
+    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="HTTP bind address")  # noqa: S104
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="HTTP port")
+    commands.add_parser("simulator", help="run the local Cloudflare Email Security simulator", add_help=False)
+    demo = commands.add_parser("demo", help="play an incident offline: simulator + local Slack + the real bot")
+    demo.add_argument("--interactive", action="store_true", help="type /sweep lines yourself")
+    commands.add_parser("check", help="validate the configuration and exit")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["simulator"]:
+        from bot.simulator.server import main as simulator_main
+
+        return simulator_main(args_list[1:])
+    args = _parser().parse_args(args_list)
+    from bot.logs import configure_logging
+
+    configure_logging(os.environ.get("SWEEP_LOG_LEVEL", "INFO"))
+    try:
+        if args.command == "serve":
+            socket_mode = True if args.socket else False if args.http else None
+            return asyncio.run(_serve(socket_mode=socket_mode, host=args.host, port=args.port))
+        if args.command == "check":
+            settings, cloudflare = load_settings()
+            print(
+                f"configuration OK: account {cloudflare.account_id}, database {settings.sweep_database}, "
+                f"poll every {settings.sweep_poll_seconds:g} s, {len(settings.operators)} operator entries"
+            )
+            return 0
+        if args.command == "migrate":
+            from bot.store import migrate
+
+            path = os.environ.get("SWEEP_DATABASE", "sweep.db")
+            version = asyncio.run(migrate(path))
+            print(f"{path}: schema at version {version}")
+            return 0
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(run_demo(interactive=args.interactive))
+    except ConfigError as error:
+        print(f"sweep-bot: configuration error: {error}", file=sys.stderr)
+        return 2
+    return 1
+
+
+async def _serve(*, socket_mode: bool | None, host: str, port: int) -> int:
+    from bot.app import background_loops, http_application, open_runtime
+
+    settings, cloudflare = load_settings(socket_mode=socket_mode)
+    use_socket = socket_mode if socket_mode is not None else settings.slack_app_token is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_runtime(settings, cloudflare) as runtime, background_loops(runtime):
+        if use_socket:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            assert settings.slack_app_token is not None  # checked by load_settings
+            handler = AsyncSocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
+            await handler.connect_async()
+            log.info("Sweep is running in Socket Mode")
+            await stop.wait()
+            await handler.close_async()
+        else:
+            runner = web.AppRunner(http_application(runtime), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            log.info("Sweep is listening on http://%s:%d/slack/events", host, port)
+            await stop.wait()
+            await runner.cleanup()
+    log.info("Sweep stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

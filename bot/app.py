@@ -1,0 +1,157 @@
+"""Build the Bolt app and own the process's long-lived parts (HTTP clients, store, tracker, notifier).
+
+`create_app` is the one factory: no import-time side effects anywhere. `Runtime` opens and closes
+everything `sweep-bot serve` needs, in order, with `async with`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.cloudflare.client import CloudflareClient
+from bot.config import CloudflareSettings, Settings
+from bot.jobs import JobService, utc_now
+from bot.notifier import Notifier
+from bot.policy import GroupMembershipCache, Policy
+from bot.slack_port import WebClientSlackPort
+from bot.store import SqliteStore
+from bot.tracker import Tracker
+from handlers import actions, commands, views
+from handlers._common import Services, error_message
+
+log = logging.getLogger("sweep.app")
+
+CLOUDFLARE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def create_app(*, client: AsyncWebClient, signing_secret: str | None, services: Services) -> AsyncApp:
+    """Return the Bolt app with every listener and the one error handler registered."""
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "socket-mode-does-not-sign",
+        request_verification_enabled=signing_secret is not None,
+    )
+    commands.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)
+
+    async def handle_unexpected_error(error: Exception, body: dict[str, Any]) -> None:
+        # Listeners answer expected failures themselves; this is the last resort: tell the user
+        # where they are, with a reference id that is also in the log.
+        message = error_message(error)
+        response_url = body.get("response_url") or next(
+            (r.get("response_url") for r in body.get("response_urls", []) if isinstance(r, dict)), None
+        )
+        try:
+            if response_url:
+                await AsyncWebhookClient(response_url).send(
+                    text=message["text"], blocks=message.get("blocks"), response_type="ephemeral"
+                )
+            elif body.get("user", {}).get("id") and body.get("channel", {}).get("id"):
+                await client.chat_postEphemeral(
+                    channel=body["channel"]["id"], user=body["user"]["id"], text=message["text"]
+                )
+        except Exception:  # noqa: BLE001 - reporting must never raise out of the error handler
+            log.exception("could not report an error to the user")
+
+    app.error(handle_unexpected_error)
+    return app
+
+
+def slack_web_client(settings: Settings) -> AsyncWebClient:
+    """Return the Slack Web API client, retrying 429s after Retry-After."""
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return client
+
+
+@dataclass
+class Runtime:
+    """Everything a running Sweep process holds, opened together and closed together."""
+
+    app: AsyncApp
+    store: SqliteStore
+    tracker: Tracker
+    notifier: Notifier
+    services: Services
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> AsyncIterator[Runtime]:
+    """Open the store and clients, recover unfinished creates, and yield the wired runtime."""
+    async with httpx.AsyncClient(timeout=CLOUDFLARE_TIMEOUT) as http:
+        client = CloudflareClient.from_settings(http, cloudflare)
+        async with SqliteStore.open(settings.sweep_database) as store:
+            web_client = slack_web_client(settings)
+            notifier = Notifier(store, WebClientSlackPort(web_client))
+            tracker = Tracker(store, client, poll_seconds=settings.sweep_poll_seconds, notifier=notifier)
+            policy = Policy(operators=settings.operators, channels=settings.channels)
+            if policy.everyone:
+                log.warning("SWEEP_OPERATORS is '*': every Slack user may create and cancel jobs")
+            groups = GroupMembershipCache(_usergroup_fetcher(web_client))
+            jobs = JobService(
+                client=client,
+                store=store,
+                tracker=tracker,
+                account_id=cloudflare.account_id,
+                wake_notifier=notifier.wake,
+            )
+            services = Services(jobs=jobs, policy=policy, resolve_group_members=groups.members, clock=utc_now)
+            app = create_app(
+                client=web_client,
+                signing_secret=(
+                    settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+                ),
+                services=services,
+            )
+            yield Runtime(app=app, store=store, tracker=tracker, notifier=notifier, services=services)
+
+
+def _usergroup_fetcher(client: AsyncWebClient) -> Any:
+    async def fetch(group_id: str) -> frozenset[str]:
+        response = await client.usergroups_users_list(usergroup=group_id)
+        return frozenset(response.get("users") or [])
+
+    return fetch
+
+
+@contextlib.asynccontextmanager
+async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
+    """Run the tracker and notifier beside the app until the block exits."""
+    stop = asyncio.Event()
+    await runtime.tracker.recover_create_intents()
+    tasks = [
+        asyncio.create_task(runtime.tracker.run(stop), name="tracker"),
+        asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        runtime.notifier.wake()
+        _, pending = await asyncio.wait(tasks, timeout=5)
+        for task in pending:
+            task.cancel()
+
+
+def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Application:
+    """Return the aiohttp application: Slack at `path`, a health check at /healthz."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    application = runtime.app.web_app(path=path)
+    application.router.add_get("/healthz", healthz)
+    return application

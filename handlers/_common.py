@@ -1,0 +1,71 @@
+"""What every listener shares: the services bundle, authorisation gates and error replies."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from blocks.errors import build_cloudflare_error, build_error, build_refusal
+from bot.cloudflare.errors import CloudflareError
+from bot.jobs import JobService
+from bot.policy import Decision, Policy
+
+log = logging.getLogger("sweep.handlers")
+
+Reply = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a listener needs, built once in `bot.app.create_app`."""
+
+    jobs: JobService
+    policy: Policy
+    resolve_group_members: Callable[[str], Awaitable[frozenset[str]]]
+    clock: Callable[[], datetime]
+
+    async def may_operate(self, user_id: str, channel_id: str | None) -> Decision:
+        """Decide whether this user may create or cancel jobs from this channel."""
+        in_channel = self.may_view(channel_id)
+        if not in_channel.allowed:
+            return in_channel
+        return await self.policy.can_operate(user_id, resolve_group_members=self.resolve_group_members)
+
+    def may_view(self, channel_id: str | None) -> Decision:
+        """Decide whether Sweep answers in this channel at all."""
+        return self.policy.channel_allowed(channel_id)
+
+
+def new_reference() -> str:
+    """Return a short id that ties a user-facing error to its log line."""
+    return secrets.token_hex(4)
+
+
+def error_message(error: Exception) -> dict[str, Any]:
+    """Return the message that tells a user what failed: Cloudflare's code and message, or a reference id."""
+    if isinstance(error, CloudflareError):
+        return build_cloudflare_error(error.user_message())
+    reference = new_reference()
+    log.error("unexpected error (reference %s)", reference, exc_info=error)
+    return build_error("Something went wrong on Sweep's side.", reference=reference)
+
+
+async def reply_ephemeral(respond: Reply, message: dict[str, Any], *, replace_original: bool = False) -> None:
+    """Send an ephemeral answer through the request's response_url."""
+    await respond(
+        text=message["text"],
+        blocks=message.get("blocks"),
+        response_type="ephemeral",
+        replace_original=replace_original,
+    )
+
+
+async def refuse(respond: Reply, services: Services, user_id: str, what: str, channel_id: str | None, reason: str) -> None:
+    """Tell the user why they may not do this, and audit the refusal."""
+    await reply_ephemeral(respond, build_refusal(reason))
+    await services.jobs.record_refusal(user_id, what, channel_id, reason)
+
