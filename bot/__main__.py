@@ -18,16 +18,22 @@ log = logging.getLogger("sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sweep-bot", description="Cloudflare Email Security bulk jobs from Slack.")
+    parser = argparse.ArgumentParser(
+        prog="sweep-bot", description="Cloudflare Email Security bulk jobs from Slack."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    serve = commands.add_parser(
+        "serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)"
+    )
     mode = serve.add_mutually_exclusive_group()
     mode.add_argument("--http", action="store_true", help="force HTTP mode (/slack/events)")
     mode.add_argument("--socket", action="store_true", help="force Socket Mode")
     serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"), help="HTTP bind address")  # noqa: S104
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")), help="HTTP port")
     commands.add_parser("simulator", help="run the local Cloudflare Email Security simulator", add_help=False)
-    demo = commands.add_parser("demo", help="play an incident offline: simulator + local Slack + the real bot")
+    demo = commands.add_parser(
+        "demo", help="play an incident offline: simulator + local Slack + the real bot"
+    )
     demo.add_argument("--interactive", action="store_true", help="type /sweep lines yourself")
     commands.add_parser("check", help="validate the configuration and exit")
     commands.add_parser("migrate", help="apply database migrations and exit")
@@ -86,12 +92,12 @@ async def _serve(*, socket_mode: bool | None, host: str, port: int) -> int:
         if use_socket:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            assert settings.slack_app_token is not None  # checked by load_settings
-            handler = AsyncSocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
-            await handler.connect_async()
+            app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+            handler = AsyncSocketModeHandler(runtime.app, app_token)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("Sweep is running in Socket Mode")
             await stop.wait()
-            await handler.close_async()
+            await handler.close_async()  # type: ignore[no-untyped-call]
         else:
             runner = web.AppRunner(http_application(runtime), access_log=None)
             await runner.setup()

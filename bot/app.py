@@ -12,16 +12,21 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cloudflare.client import CloudflareClient
-from bot.config import CloudflareSettings, Settings
+from bot.config import CloudflareSettings, ConfigError, Settings
 from bot.jobs import JobService, utc_now
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
@@ -72,7 +77,9 @@ def create_app(*, client: AsyncWebClient, signing_secret: str | None, services: 
 
 def slack_web_client(settings: Settings) -> AsyncWebClient:
     """Return the Slack Web API client, retrying 429s after Retry-After."""
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return client
 
@@ -97,7 +104,10 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             web_client = slack_web_client(settings)
             notifier = Notifier(store, WebClientSlackPort(web_client))
             tracker = Tracker(store, client, poll_seconds=settings.sweep_poll_seconds, notifier=notifier)
-            policy = Policy(operators=settings.operators, channels=settings.channels)
+            try:
+                policy = Policy(operators=settings.operators, channels=settings.channels)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
             if policy.everyone:
                 log.warning("SWEEP_OPERATORS is '*': every Slack user may create and cancel jobs")
             groups = GroupMembershipCache(_usergroup_fetcher(web_client))
@@ -112,7 +122,9 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             app = create_app(
                 client=web_client,
                 signing_secret=(
-                    settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+                    settings.slack_signing_secret.get_secret_value()
+                    if settings.slack_signing_secret
+                    else None
                 ),
                 services=services,
             )
@@ -146,12 +158,34 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
             task.cancel()
 
 
+async def bolt_request_from(request: web.Request) -> AsyncBoltRequest:
+    """Turn an aiohttp request into a Bolt request, parsing slash-command bodies correctly.
+
+    Bolt 1.30 treats any form body containing the word "payload" as an interactive payload, so
+    `/sweep move query:payload …` would reach no listener; such a body is re-parsed as the plain
+    form it is. The signature is still checked against the raw body.
+    """
+    raw = await request.text()
+    bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers))
+    if not bolt_request.body and raw and not raw.lstrip().startswith("{"):
+        params = dict(parse_qsl(raw, keep_blank_values=True))
+        if "payload" not in params and "command" in params:
+            bolt_request.body = params
+            bolt_request.context = build_async_context(AsyncBoltContext({}), params)
+    return bolt_request
+
+
 def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Application:
     """Return the aiohttp application: Slack at `path`, a health check at /healthz."""
+
+    async def slack_events(request: web.Request) -> web.Response:
+        bolt_response = await runtime.app.async_dispatch(await bolt_request_from(request))
+        return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    application = runtime.app.web_app(path=path)
+    application = web.Application()
+    application.router.add_post(path, slack_events)
     application.router.add_get("/healthz", healthz)
     return application

@@ -64,8 +64,9 @@ async def reply_ephemeral(respond: Reply, message: dict[str, Any], *, replace_or
     )
 
 
-async def refuse(respond: Reply, services: Services, user_id: str, what: str, channel_id: str | None, reason: str) -> None:
+async def refuse(
+    respond: Reply, services: Services, user_id: str, what: str, channel_id: str | None, reason: str
+) -> None:
     """Tell the user why they may not do this, and audit the refusal."""
     await reply_ephemeral(respond, build_refusal(reason))
     await services.jobs.record_refusal(user_id, what, channel_id, reason)
-

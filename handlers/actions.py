@@ -1,4 +1,4 @@
-"""Button and select listeners: cancel on a card, confirm/dismiss an inline preview, list paging, modal action."""
+"""Button and select listeners: card cancel, inline preview confirm/dismiss, list paging, modal actions."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from bot.payloads import (
     ModalMetadata,
     PayloadError,
     decode,
+    encode,
 )
 from handlers import flows
 from handlers._common import Services, error_message, reply_ephemeral
@@ -35,7 +36,9 @@ def _channel_of(body: dict[str, Any]) -> str | None:
 def register(app: AsyncApp, services: Services) -> None:
     """Attach the block-action listeners."""
 
-    async def handle_cancel_button(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+    async def handle_cancel_button(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
         await ack()
         try:
             value = decode(CancelButtonValue, action.get("value", ""))
@@ -99,16 +102,29 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         view = body["view"]
         selected = (action.get("selected_option") or {}).get("value", "MOVE")
+        metadata = view.get("private_metadata", "")
         try:
-            metadata = decode(ModalMetadata, view.get("private_metadata", ""))
+            decode(ModalMetadata, metadata)
         except PayloadError:
             return
         await client.views_update(
             view_id=view["id"],
             hash=view.get("hash"),
-            view=build_create_modal(
-                metadata=metadata.model_dump_json(), action=selected, now=services.clock()
-            ),
+            view=build_create_modal(metadata=metadata, action=selected, now=services.clock()),
+        )
+
+    async def handle_edit_draft_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        view = body["view"]
+        try:
+            metadata = decode(ModalMetadata, view.get("private_metadata", ""))
+        except PayloadError:
+            return
+        back = encode(ModalMetadata(channel_id=metadata.channel_id, draft=metadata.draft, stage="form"))
+        await client.views_update(
+            view_id=view["id"],
+            hash=view.get("hash"),
+            view=build_create_modal(metadata=back, draft=metadata.draft, now=services.clock()),
         )
 
     app.action(ActionId.CANCEL_JOB.value)(handle_cancel_button)
@@ -116,3 +132,4 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(ActionId.DISMISS_PREVIEW.value)(handle_dismiss_preview_button)
     app.action(ActionId.LIST_PAGE.value)(handle_list_page_button)
     app.action(ActionId.ACTION_SELECT.value)(handle_action_select)
+    app.action(ActionId.EDIT_DRAFT.value)(handle_edit_draft_button)

@@ -54,7 +54,14 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         await ack()
         try:
-            await _dispatch(parsed, user_id=user_id, channel_id=channel_id, command=command, respond=respond, client=client)
+            await _dispatch(
+                parsed,
+                user_id=user_id,
+                channel_id=channel_id,
+                command=command,
+                respond=respond,
+                client=client,
+            )
         except CloudflareError as error:
             await reply_ephemeral(respond, error_message(error))
 
@@ -74,7 +81,8 @@ def register(app: AsyncApp, services: Services) -> None:
                 return
             metadata = encode(ModalMetadata(channel_id=channel_id, draft=None, stage="form"))
             await client.views_open(
-                trigger_id=command["trigger_id"], view=build_create_modal(metadata=metadata, now=services.clock())
+                trigger_id=command["trigger_id"],
+                view=build_create_modal(metadata=metadata, now=services.clock()),
             )
         elif isinstance(parsed, CreateCommand):
             decision = await services.may_operate(user_id, channel_id)
@@ -108,20 +116,30 @@ def register(app: AsyncApp, services: Services) -> None:
             try:
                 job, tracked = await services.jobs.status(parsed.job_id)
             except NotFoundError:
-                await reply_ephemeral(respond, build_notice(f"No job `{parsed.job_id}` exists in this account."))
+                await reply_ephemeral(
+                    respond, build_notice(f"No job `{parsed.job_id}` exists in this account.")
+                )
                 return
             await reply_ephemeral(respond, build_status_card(tracked or job, now=services.clock()))
         elif isinstance(parsed, CancelCommand):
-            await flows.cancel_job(services, respond, job_id=parsed.job_id, user_id=user_id, channel_id=channel_id)
+            await flows.cancel_job(
+                services, respond, job_id=parsed.job_id, user_id=user_id, channel_id=channel_id
+            )
         elif isinstance(parsed, WatchCommand):
             decision = await services.may_operate(user_id, channel_id)
             if not decision.allowed:
-                await refuse(respond, services, user_id, f"watch {parsed.job_id}", channel_id, decision.reason)
+                await refuse(
+                    respond, services, user_id, f"watch {parsed.job_id}", channel_id, decision.reason
+                )
                 return
             try:
-                tracked, is_new = await services.jobs.watch(parsed.job_id, requester=user_id, channel_id=channel_id)
+                tracked, is_new = await services.jobs.watch(
+                    parsed.job_id, requester=user_id, channel_id=channel_id
+                )
             except NotFoundError:
-                await reply_ephemeral(respond, build_notice(f"No job `{parsed.job_id}` exists in this account."))
+                await reply_ephemeral(
+                    respond, build_notice(f"No job `{parsed.job_id}` exists in this account.")
+                )
                 return
             if is_new:
                 text = f"Watching job `{tracked.job_id}`: its card is being posted in this channel."

@@ -14,7 +14,9 @@ from bot.grammar import JobDraft
 from handlers._common import Reply, Services, error_message, refuse, reply_ephemeral
 
 
-async def cancel_job(services: Services, respond: Reply, *, job_id: str, user_id: str, channel_id: str | None) -> None:
+async def cancel_job(
+    services: Services, respond: Reply, *, job_id: str, user_id: str, channel_id: str | None
+) -> None:
     """Cancel a job for a user, politely when it already finished, refusing non-operators."""
     decision = await services.may_operate(user_id, channel_id)
     if not decision.allowed:
@@ -29,7 +31,9 @@ async def cancel_job(services: Services, respond: Reply, *, job_id: str, user_id
         await reply_ephemeral(respond, error_message(error))
         return
     if outcome.already_finished:
-        status = outcome.tracked.status if outcome.tracked else (outcome.job.status if outcome.job else "finished")
+        status = (
+            outcome.tracked.status if outcome.tracked else (outcome.job.status if outcome.job else "finished")
+        )
         text = f"Job `{job_id}` had already finished ({status}); there was nothing left to cancel."
     else:
         text = (
@@ -52,5 +56,6 @@ async def create_job(
     except CloudflareError as error:
         return False, error_message(error)
     return True, build_notice(
-        f"Created job `{tracked.job_id}`. Its card is posted in <#{channel_id}> and updates itself as the job runs."
+        f"Created job `{tracked.job_id}`. Its card is posted in <#{channel_id}> "
+        "and updates itself as the job runs."
     )

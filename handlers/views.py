@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.create_modal import build_loading_view, build_preview_view, build_result_view
 from bot.cloudflare.errors import CloudflareError
-from bot.forms import FormErrors, parse_confirmation, parse_create_form
+from bot.forms import FormErrors, confirmation_errors, parse_create_form
 from bot.ids import CallbackId
 from bot.payloads import ModalMetadata, PayloadError, decode, encode
 from handlers import flows
@@ -27,11 +27,13 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             metadata = decode(ModalMetadata, view.get("private_metadata", ""))
         except PayloadError:
-            await ack(response_action="update", view=build_result_view(TITLE, "This form's data was garbled."))
+            await ack(
+                response_action="update", view=build_result_view(TITLE, "This form's data was garbled.")
+            )
             return
         parsed = parse_create_form(view.get("state", {}).get("values", {}), now=services.clock())
         if isinstance(parsed, FormErrors):
-            await ack(response_action="errors", errors=dict(parsed))
+            await ack(**parsed.response())
             return
         user_id = body["user"]["id"]
         decision = await services.may_operate(user_id, metadata.channel_id)
@@ -39,11 +41,15 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(response_action="update", view=build_result_view(TITLE, decision.reason))
             await services.jobs.record_refusal(user_id, "create", metadata.channel_id, decision.reason)
             return
-        await ack(response_action="update", view=build_loading_view(TITLE, "Counting the messages this matches…"))
+        await ack(
+            response_action="update", view=build_loading_view(TITLE, "Counting the messages this matches…")
+        )
         try:
             preview = await services.jobs.preview(parsed)
         except CloudflareError as error:
-            await client.views_update(view_id=view["id"], view=build_result_view(TITLE, error_message(error)["text"]))
+            await client.views_update(
+                view_id=view["id"], view=build_result_view(TITLE, error_message(error)["text"])
+            )
             return
         next_metadata = encode(ModalMetadata(channel_id=metadata.channel_id, draft=parsed, stage="preview"))
         await client.views_update(
@@ -65,12 +71,14 @@ def register(app: AsyncApp, services: Services) -> None:
         except PayloadError:
             metadata = None
         if metadata is None or metadata.draft is None:
-            await ack(response_action="update", view=build_result_view(TITLE, "This form's data was garbled."))
+            await ack(
+                response_action="update", view=build_result_view(TITLE, "This form's data was garbled.")
+            )
             return
         draft = metadata.draft
-        problem = parse_confirmation(view.get("state", {}).get("values", {}), draft)
-        if problem is not None:
-            await ack(response_action="errors", errors=problem)
+        problems = confirmation_errors(view.get("state", {}).get("values", {}), draft)
+        if problems is not None:
+            await ack(**problems.response())
             return
         await ack(response_action="update", view=build_loading_view(TITLE, "Creating the job…"))
         _, message = await flows.create_job(

@@ -1,0 +1,122 @@
+"""Words for Cloudflare values: action titles, status labels, filter lists. Shared by every surface."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from blocks._kit import format_time, safe, truncate
+from bot.cloudflare.models import SearchParams
+
+FILTER_VALUE_MAX = 300
+
+DESTINATION_LABELS: dict[str, str] = {
+    "Inbox": "Inbox",
+    "JunkEmail": "Junk Email",
+    "DeletedItems": "Deleted Items",
+    "RecoverableItemsDeletions": "Recoverable Items (soft delete)",
+    "RecoverableItemsPurges": "Recoverable Items – Purges (permanent)",
+}
+
+_STATUS: dict[str, tuple[str, str]] = {
+    "PENDING": (":hourglass_flowing_sand:", "Pending"),
+    "DISCOVERING": (":mag:", "Finding messages"),
+    "PROCESSING": (":gear:", "Processing"),
+    "COMPLETED": (":white_check_mark:", "Completed"),
+    "FAILED": (":x:", "Failed"),
+    "CANCELLED": (":no_entry_sign:", "Cancelled"),
+    "SKIPPED": (":fast_forward:", "Skipped"),
+}
+GONE_EMOJI = ":wastebasket:"
+GONE_LABEL = "Deleted at Cloudflare"
+
+# (field, label) in display order; anything else set on the params is shown after, under its own name.
+_FILTER_LABELS: tuple[tuple[str, str], ...] = (
+    ("sender", "Sender"),
+    ("recipient", "Recipient"),
+    ("domain", "Domain"),
+    ("subject", "Subject contains"),
+    ("exact_subject", "Subject is exactly"),
+    ("message_id", "Message-ID"),
+    ("alert_id", "Alert ID"),
+    ("query", "Query"),
+    ("final_disposition", "Disposition"),
+    ("delivery_status", "Delivery status"),
+    ("message_action", "Message action"),
+    ("metric", "Metric"),
+    ("submissions", "Submissions"),
+)
+
+
+def destination_label(destination: str | None) -> str:
+    """Return a human name for a destination folder (unknown ones as-is)."""
+    if destination is None:
+        return "no folder"
+    return DESTINATION_LABELS.get(destination, destination)
+
+
+def action_title(action_type: str, destination: str | None) -> str:
+    """Return what a job does, e.g. `Move to Deleted Items` (plain text, not escaped)."""
+    if action_type == "RELEASE":
+        return "Release from quarantine"
+    if action_type == "MOVE":
+        if destination == "RecoverableItemsPurges":
+            return "Permanently delete (move to Recoverable Items – Purges)"
+        return f"Move to {destination_label(destination)}" if destination else "Move (no folder given)"
+    return f"{action_type} {destination}" if destination else action_type
+
+
+def status_label(status: str, *, gone: bool = False) -> str:
+    """Return a status with its emoji as escaped mrkdwn; an unknown status is shown as-is."""
+    if gone:
+        return f"{GONE_EMOJI} {GONE_LABEL}"
+    emoji, label = _STATUS.get(status, (":grey_question:", safe(status, 80)))
+    return f"{emoji} {label}"
+
+
+def status_word(status: str) -> str:
+    """Return a status word without emoji (escaped), e.g. `Processing`."""
+    known = _STATUS.get(status)
+    return known[1] if known else safe(status, 80)
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return format_time(value)
+    return safe(str(value), FILTER_VALUE_MAX)
+
+
+def filter_pairs(params: SearchParams) -> list[tuple[str, str]]:
+    """Return (label, escaped value) for every set search field, dates and detections last."""
+    pairs: list[tuple[str, str]] = []
+    for field, label in _FILTER_LABELS:
+        value = getattr(params, field)
+        if value is not None and value != "":
+            pairs.append((label, _value(value)))
+    if params.start is not None or params.end is not None:
+        pairs.append(("Received", f"{format_time(params.start)} → {format_time(params.end)}"))
+    if params.detections_only is None:
+        pairs.append(("Detections only", "not set (Cloudflare treats it as yes)"))
+    else:
+        pairs.append(
+            (
+                "Detections only",
+                "yes: only messages flagged as detections"
+                if params.detections_only
+                else "no: all matching mail",
+            )
+        )
+    return pairs
+
+
+def filter_lines(params: SearchParams) -> str:
+    """Return the filters as escaped mrkdwn bullet lines."""
+    return "\n".join(f"• *{label}:* {value}" for label, value in filter_pairs(params))
+
+
+def filter_summary(params: SearchParams, *, limit: int = 400) -> str:
+    """Return the non-date filters on one escaped line, for fallback text and lists."""
+    skipped = {"Received", "Detections only"}
+    parts = [f"{label}: {value}" for label, value in filter_pairs(params) if label not in skipped]
+    return truncate("; ".join(parts), limit) if parts else "no filter"

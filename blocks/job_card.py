@@ -1,0 +1,181 @@
+"""The job card (one message per job, edited as it runs), its thread replies, and `/sweep status`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from blocks._describe import action_title, filter_lines, status_label, status_word
+from blocks._kit import (
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    fields_section,
+    format_age,
+    format_count,
+    format_time,
+    header,
+    mention,
+    message,
+    plural,
+    progress_bar,
+    safe,
+    safe_multiline,
+    section,
+)
+from bot.cloudflare.models import BulkJob
+from bot.ids import ActionId, BlockId
+from bot.models import TrackedJob
+from bot.payloads import CancelButtonValue, PayloadError, encode
+
+COMMENT_MAX = 1000
+STATUS_MESSAGE_MAX = 1000
+
+
+def _counts(job: TrackedJob) -> list[tuple[str, str]]:
+    pairs = [
+        ("Discovered", format_count(job.total_messages_discovered)),
+        ("Successful", format_count(job.messages_successful)),
+        ("Failed", format_count(job.messages_failed)),
+        ("Pending", format_count(job.messages_pending)),
+    ]
+    if job.messages_skipped is not None:
+        pairs.append(("Skipped", format_count(job.messages_skipped)))
+    if job.messages_cancelled is not None:
+        pairs.append(("Cancelled", format_count(job.messages_cancelled)))
+    return pairs
+
+
+def _progress(job: TrackedJob) -> str:
+    total = job.total_messages_discovered
+    if total <= 0:
+        if job.is_terminal:
+            return "No messages matched the search."
+        return "Searching for matching messages…"
+    bar = progress_bar(job.processed, total)
+    return f"`{bar}`  {format_count(job.processed)} of {plural(total, 'message')} processed"
+
+
+def _status_line(job: TrackedJob) -> str:
+    label = status_label(job.status, gone=job.gone)
+    if not job.gone and job.status == "COMPLETED" and job.messages_failed > 0:
+        label += f" with {plural(job.messages_failed, 'failure')}"
+    return label
+
+
+def _requester(job: TrackedJob) -> str:
+    return mention(job.requester) if job.requester else "created outside Sweep"
+
+
+def _cancel_button(job: TrackedJob) -> dict[str, Any] | None:
+    try:
+        value = encode(CancelButtonValue(job_id=job.job_id))
+    except (ValidationError, PayloadError):
+        return None  # not a job id Sweep can cancel (the API's ids are UUIDs)
+    verb = {"MOVE": "moved", "RELEASE": "released"}.get(job.action_type, "processed")
+    dialog = confirm_dialog(
+        title="Cancel this job?",
+        text=(
+            f"Cancelling stops only the pending work. Messages already {verb} "
+            f"({format_count(job.messages_successful)} so far) stay {verb}; nothing is undone."
+        ),
+        confirm="Cancel job",
+        deny="Keep it running",
+        danger=True,
+    )
+    return button(
+        "Cancel job",
+        action_id=ActionId.CANCEL_JOB,
+        value=value,
+        style="danger",
+        confirm=dialog,
+    )
+
+
+def _fallback(job: TrackedJob) -> str:
+    title = safe(action_title(job.action_type, job.destination), 200)
+    status = "deleted at Cloudflare" if job.gone else status_word(job.status)
+    counts = f"{format_count(job.processed)}/{format_count(job.total_messages_discovered)} processed"
+    return f"{title}: {status}, {counts} (job {safe(job.job_id, 100)})"
+
+
+def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
+    """Build the job's card: what it does, status, counts, filters, who asked, and Cancel while it runs."""
+    blocks: list[dict[str, Any]] = [
+        header(action_title(job.action_type, job.destination)),
+        fields_section(
+            [
+                ("Status", _status_line(job)),
+                ("Requested by", _requester(job)),
+                ("Job", f"`{safe(job.job_id, 200)}`"),
+                ("Created", f"{format_age(job.created_at, now)} ({format_time(job.created_at)})"),
+            ]
+        ),
+        section(_progress(job)),
+        fields_section(_counts(job)),
+        section(f"*Filters*\n{filter_lines(job.search_params)}"),
+    ]
+    if job.comment and job.comment.strip():
+        quoted = "\n".join(f">{line}" for line in safe_multiline(job.comment, COMMENT_MAX).splitlines())
+        blocks.append(section(f"*Comment*\n{quoted}"))
+    notes: list[str] = []
+    if job.status_message:
+        notes.append(f"Cloudflare says: {safe(job.status_message, STATUS_MESSAGE_MAX)}")
+    if job.cancelled_by:
+        notes.append(f":no_entry_sign: Cancelled from Slack by {mention(job.cancelled_by)}")
+    if job.completed_at is not None:
+        notes.append(f"Finished {format_time(job.completed_at)}")
+    if notes:
+        blocks.append(context(*notes))
+    if job.gone:
+        blocks.append(
+            section(
+                ":wastebasket: *This job no longer exists at Cloudflare* (it was deleted outside Sweep). "
+                "The counts above are the last ones Sweep saw."
+            )
+        )
+    if not job.is_terminal and (cancel := _cancel_button(job)) is not None:
+        blocks.append(actions(cancel, block_id=BlockId.CARD_ACTIONS))
+    return message(_fallback(job), blocks)
+
+
+def build_status_card(job: BulkJob | TrackedJob, *, now: datetime) -> dict[str, Any]:
+    """Build the `/sweep status` answer: the job card, also for a job Sweep does not track."""
+    if isinstance(job, BulkJob):
+        tracked = TrackedJob.from_job(job, account_id="", now=now)
+        card = build_job_card(tracked, now=now)
+        note = context("Not tracked by Sweep: no card in a channel (`/sweep watch` tracks it).")
+        card["blocks"].insert(1, note)
+        return card
+    return build_job_card(job, now=now)
+
+
+def build_transition_reply(job: TrackedJob, *, previous_status: str | None, now: datetime) -> dict[str, Any]:
+    """Build the thread reply for a status change, with final counts once the job is done."""
+    current = "deleted at Cloudflare" if job.gone else status_word(job.status)
+    if previous_status is None:
+        headline = f"{status_label(job.status, gone=job.gone)}: *{current}*"
+        fallback = f"Job {safe(job.job_id, 100)} is now {current}"
+    else:
+        headline = f"{status_label(job.status, gone=job.gone)}  *{status_word(previous_status)} → {current}*"
+        fallback = f"Job {safe(job.job_id, 100)}: {status_word(previous_status)} → {current}"
+    blocks: list[dict[str, Any]] = [section(headline)]
+    if job.is_terminal:
+        counts = ", ".join(f"{label.lower()}: {value}" for label, value in _counts(job))
+        blocks.append(section(f"Final counts: {counts}"))
+        fallback += f" ({counts})"
+    else:
+        blocks.append(section(_progress(job)))
+    notes: list[str] = []
+    if job.gone:
+        notes.append("The job was deleted outside Sweep; Sweep stopped tracking it.")
+    if job.status_message:
+        notes.append(f"Cloudflare says: {safe(job.status_message, STATUS_MESSAGE_MAX)}")
+    if job.cancelled_by:
+        notes.append(f"Cancelled from Slack by {mention(job.cancelled_by)}")
+    notes.append(f"Job `{safe(job.job_id, 200)}` · created {format_age(job.created_at, now)}")
+    blocks.append(context(*notes))
+    return message(fallback, blocks)

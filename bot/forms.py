@@ -1,0 +1,295 @@
+"""Read the create modal's `view.state.values` into a `JobDraft`, or field errors to show in the modal.
+
+The shape is Slack's: `{block_id: {action_id: {"type": ..., "value" | "selected_option" | ...}}}`.
+Anything missing, garbled or unexpected becomes a `FormErrors` entry, never an exception: the
+analyst sees which field to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.cloudflare.models import ActionType, DeliveryStatus, Destination, Disposition, SearchParams
+from bot.grammar import CLOCK_SKEW, COMMENT_MAX, DEFAULT_RANGE, FIELD_MAX, JobDraft
+from bot.ids import ActionId, BlockId
+
+ANY_VALUE = "any"
+DETECTIONS_VALUE = "detections_only"
+DRAFT_JSON_MAX = 2400
+"""The draft travels in the preview view's private_metadata (≤ 3000 chars with its envelope).
+
+An inline `/sweep move` draft is held to a lower limit by the grammar (it rides in a 2000-char button value).
+"""
+
+TEXT_FIELDS: dict[BlockId, tuple[ActionId, str, int]] = {
+    # block: (action, search_params field, max length — the same limits as the inline grammar)
+    BlockId.SENDER: (ActionId.SENDER, "sender", FIELD_MAX["sender"]),
+    BlockId.RECIPIENT: (ActionId.RECIPIENT, "recipient", FIELD_MAX["recipient"]),
+    BlockId.DOMAIN: (ActionId.DOMAIN, "domain", FIELD_MAX["domain"]),
+    BlockId.SUBJECT: (ActionId.SUBJECT, "subject", FIELD_MAX["subject"]),
+    BlockId.EXACT_SUBJECT: (ActionId.EXACT_SUBJECT, "exact_subject", FIELD_MAX["exact_subject"]),
+    BlockId.MESSAGE_ID: (ActionId.MESSAGE_ID, "message_id", FIELD_MAX["message_id"]),
+    BlockId.ALERT_ID: (ActionId.ALERT_ID, "alert_id", FIELD_MAX["alert_id"]),
+    BlockId.QUERY: (ActionId.QUERY, "query", FIELD_MAX["query"]),
+}
+SELECT_FIELDS: dict[BlockId, tuple[ActionId, str, frozenset[str]]] = {
+    BlockId.FINAL_DISPOSITION: (
+        ActionId.FINAL_DISPOSITION,
+        "final_disposition",
+        frozenset(d.value for d in Disposition),
+    ),
+    BlockId.DELIVERY_STATUS: (
+        ActionId.DELIVERY_STATUS,
+        "delivery_status",
+        frozenset(d.value for d in DeliveryStatus),
+    ),
+}
+
+_MESSAGE_ID = re.compile(r"^<?[^\s<>@]+@[^\s<>@]+>?$")
+# Invisible and direction-override characters make a value read differently from what is searched.
+_INVISIBLE = frozenset("\u200b\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+class FormErrors(dict[str, str]):
+    """Field errors keyed by block_id, ready for `ack(response_action="errors", errors=...)`."""
+
+    def response(self) -> dict[str, Any]:
+        """Return the ack body that shows these errors under their fields."""
+        return {"response_action": "errors", "errors": dict(self)}
+
+
+class _Invalid(Exception):
+    """One field's value is unusable; the message is shown under the field."""
+
+
+def _element(state: Mapping[str, Any], block_id: str, action_id: str) -> Mapping[str, Any] | None:
+    block = state.get(block_id)
+    if block is None:
+        return None
+    if not isinstance(block, Mapping):
+        raise _Invalid("This field could not be read; please set it again.")
+    element = block.get(action_id)
+    if element is None:
+        return None
+    if not isinstance(element, Mapping):
+        raise _Invalid("This field could not be read; please set it again.")
+    return element
+
+
+def _bad_characters(text: str, *, multiline: bool) -> bool:
+    for ch in text:
+        if ch in _INVISIBLE:
+            return True
+        if "\ud800" <= ch <= "\udfff":  # a lone surrogate cannot be sent to Cloudflare as UTF-8
+            return True
+        if (ch < " " or "\x7f" <= ch <= "\x9f") and not (multiline and ch in "\n\r\t"):
+            return True
+    return False
+
+
+def _text(
+    state: Mapping[str, Any], block_id: str, action_id: str, limit: int, *, multiline: bool = False
+) -> str | None:
+    element = _element(state, block_id, action_id)
+    if element is None:
+        return None
+    value = element.get("value")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Invalid("This field could not be read; please type it again.")
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > limit:
+        raise _Invalid(f"Too long: {len(value)} characters, at most {limit}.")
+    if _bad_characters(value, multiline=multiline):
+        raise _Invalid("Contains control or invisible characters; please retype it.")
+    return value
+
+
+def _selected(state: Mapping[str, Any], block_id: str, action_id: str) -> str | None:
+    element = _element(state, block_id, action_id)
+    if element is None:
+        return None
+    option = element.get("selected_option")
+    if option is None:
+        return None
+    if not isinstance(option, Mapping) or not isinstance(option.get("value"), str):
+        raise _Invalid("This choice could not be read; please choose again.")
+    value: str = option["value"]
+    return value
+
+
+def _datetime(state: Mapping[str, Any], block_id: str, action_id: str) -> datetime | None:
+    element = _element(state, block_id, action_id)
+    if element is None:
+        return None
+    raw = element.get("selected_date_time")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise _Invalid("This date could not be read; please pick it again.")
+    try:
+        return datetime.fromtimestamp(int(raw), UTC)
+    except (ValueError, OverflowError, OSError) as error:
+        raise _Invalid("This date could not be read; please pick it again.") from error
+
+
+def _checked(state: Mapping[str, Any], block_id: str, action_id: str, value: str) -> bool:
+    element = _element(state, block_id, action_id)
+    if element is None:
+        return False
+    options = element.get("selected_options") or []
+    if not isinstance(options, list):
+        raise _Invalid("This choice could not be read; please tick it again.")
+    return any(isinstance(o, Mapping) and o.get("value") == value for o in options)
+
+
+def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | FormErrors:
+    """Return the draft the analyst filled in, or field errors keyed by block_id."""
+    errors = FormErrors()
+    if not isinstance(state_values, Mapping):
+        errors[BlockId.ACTION] = "The form could not be read; please close it and run `/sweep new` again."
+        return errors
+    state: Mapping[str, Any] = state_values
+
+    action: ActionType | None = None
+    try:
+        raw_action = _selected(state, BlockId.ACTION, ActionId.ACTION_SELECT)
+        if raw_action is None:
+            raise _Invalid("Choose Move or Release.")
+        if raw_action not in {a.value for a in ActionType}:
+            raise _Invalid("Choose Move or Release.")
+        action = ActionType(raw_action)
+    except _Invalid as error:
+        errors[BlockId.ACTION] = str(error)
+
+    destination: Destination | None = None
+    if action is ActionType.MOVE:
+        try:
+            raw_destination = _selected(state, BlockId.DESTINATION, ActionId.DESTINATION)
+            if raw_destination is None:
+                raise _Invalid("Choose the folder to move the messages to.")
+            if raw_destination not in {d.value for d in Destination}:
+                raise _Invalid("Unknown folder; choose one from the list.")
+            destination = Destination(raw_destination)
+        except _Invalid as error:
+            errors[BlockId.DESTINATION] = str(error)
+
+    fields: dict[str, Any] = {}
+    for block_id, (action_id, field, limit) in TEXT_FIELDS.items():
+        try:
+            fields[field] = _text(state, block_id, action_id, limit)
+        except _Invalid as error:
+            errors[block_id] = str(error)
+    message_id = fields.get("message_id")
+    if message_id is not None and not _MESSAGE_ID.match(message_id):
+        errors[BlockId.MESSAGE_ID] = "Not a Message-ID: expected something like <abc123@mail.example.com>."
+    for block_id, (action_id, field, allowed) in SELECT_FIELDS.items():
+        try:
+            choice = _selected(state, block_id, action_id)
+            if choice is not None and choice != ANY_VALUE and choice not in allowed:
+                raise _Invalid("Unknown value; choose one from the list.")
+            fields[field] = None if choice in (None, ANY_VALUE) else choice
+        except _Invalid as error:
+            errors[block_id] = str(error)
+
+    start = end = None
+    try:
+        start = _datetime(state, BlockId.START, ActionId.START)
+    except _Invalid as error:
+        errors[BlockId.START] = str(error)
+    try:
+        end = _datetime(state, BlockId.END, ActionId.END)
+    except _Invalid as error:
+        errors[BlockId.END] = str(error)
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    if BlockId.START not in errors and BlockId.END not in errors:
+        start = start or now - DEFAULT_RANGE
+        end = end or now
+        if start > now + CLOCK_SKEW:
+            errors[BlockId.START] = "The start is in the future."
+        if end > now + CLOCK_SKEW:
+            errors[BlockId.END] = "The end is in the future; at the latest, use now."
+        elif end < start:
+            errors[BlockId.END] = "The end is before the start."
+
+    try:
+        detections_only = _checked(state, BlockId.DETECTIONS_ONLY, ActionId.DETECTIONS_ONLY, DETECTIONS_VALUE)
+    except _Invalid as error:
+        errors[BlockId.DETECTIONS_ONLY] = str(error)
+        detections_only = False
+    try:
+        comment = _text(state, BlockId.COMMENT, ActionId.COMMENT, COMMENT_MAX, multiline=True)
+    except _Invalid as error:
+        errors[BlockId.COMMENT] = str(error)
+        comment = None
+
+    filters_given = any(fields.get(f) is not None for _, f, _ in TEXT_FIELDS.values()) or any(
+        fields.get(f) is not None for _, f, _ in SELECT_FIELDS.values()
+    )
+    if not filters_given and not any(b in errors for b in (*TEXT_FIELDS, *SELECT_FIELDS)):
+        errors[BlockId.SENDER] = (
+            "Give at least one filter (sender, recipient, domain, subject, Message-ID, alert, query, "
+            "disposition or delivery status): a date range alone would match all mail."
+        )
+    if errors or action is None:
+        return errors
+
+    try:
+        params = SearchParams(**fields, start=start, end=end, detections_only=detections_only)
+        draft = JobDraft(action=action, destination=destination, search_params=params, comment=comment)
+    except (ValidationError, ValueError, TypeError) as error:
+        errors[BlockId.ACTION] = _first_message(error)
+        return errors
+    size = len(draft.model_dump_json())
+    if size > DRAFT_JSON_MAX:
+        errors[BlockId.COMMENT] = (
+            f"The filters and comment are too long together ({size} characters, at most {DRAFT_JSON_MAX}); "
+            "shorten some of them."
+        )
+        return errors
+    return draft
+
+
+def _first_message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        details = error.errors()
+        if details:
+            return str(details[0].get("msg", "This combination is not valid."))[:300]
+    return (str(error) or "This combination is not valid.")[:300]
+
+
+def confirmation_word(draft: JobDraft) -> str | None:
+    """Return the word the analyst must type to confirm a dangerous draft (`PURGE`, `RELEASE`), else None."""
+    if not draft.needs_strong_confirmation:
+        return None
+    return "RELEASE" if draft.action is ActionType.RELEASE else "PURGE"
+
+
+def parse_confirmation(state_values: object, draft: JobDraft) -> str | None:
+    """Return an error message when the typed confirmation word is missing or wrong, else None."""
+    word = confirmation_word(draft)
+    if word is None:
+        return None
+    typed: str | None = None
+    if isinstance(state_values, Mapping):
+        try:
+            typed = _text(state_values, BlockId.CONFIRM_WORD, ActionId.CONFIRM_WORD, 100)
+        except _Invalid:
+            typed = None
+    if typed is None or typed.upper() != word:
+        return f"Type {word} to confirm, or press Cancel."
+    return None
+
+
+def confirmation_errors(state_values: object, draft: JobDraft) -> FormErrors | None:
+    """Return the typed-word problem as field errors for `ack(response_action="errors")`, or None."""
+    problem = parse_confirmation(state_values, draft)
+    return None if problem is None else FormErrors({BlockId.CONFIRM_WORD.value: problem})
