@@ -1,0 +1,1065 @@
+"""Sweep's durable state: tracked jobs, create intents, the audit log and the notification outbox.
+
+`Store` is the interface every caller uses; `SqliteStore` implements it with aiosqlite (WAL mode,
+versioned migrations, parameterised SQL only, models out — never rows). A PostgreSQL store can
+implement the same Protocol without touching callers.
+
+The outbox is what makes notifications exactly-once: a status change and the outbox rows that
+announce it commit in one transaction, and `UNIQUE (job_id, kind, key)` means the same transition
+can never be queued twice. Row kinds:
+
+- `card_post` (key `card`): post the job's card; queued when tracking starts.
+- `transition` (key `"{old}->{new}"`): one thread reply per status change, immutable once queued.
+- `card_update` (key `card`): one re-armable row per job. Each change bumps its `seq` and sets it
+  pending; the notifier renders the job's *current* state and settles the row only if `seq` did not
+  move meanwhile, so coalescing edits never loses the final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Generator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict
+
+from bot.cloudflare.models import BulkJob, CreateJobRequest, SearchParams, is_terminal
+from bot.models import AuditAction, AuditEntry, TrackedJob
+
+__all__ = [
+    "MIGRATIONS",
+    "CreateIntent",
+    "IntentState",
+    "OutboxItem",
+    "OutboxKind",
+    "OutboxState",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "Transition",
+    "migrate",
+]
+
+log = logging.getLogger("sweep.store")
+
+CARD_KEY = "card"
+BUSY_TIMEOUT_MS = 5000
+
+# Each entry is one schema version (index + 1), applied in order inside one transaction.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tracked_jobs (
+        job_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        action_type TEXT NOT NULL,
+        destination TEXT,
+        search_params TEXT NOT NULL,
+        comment TEXT,
+        requester TEXT,
+        channel_id TEXT,
+        card_ts TEXT,
+        status TEXT NOT NULL,
+        total_messages_discovered INTEGER NOT NULL DEFAULT 0,
+        messages_pending INTEGER NOT NULL DEFAULT 0,
+        messages_successful INTEGER NOT NULL DEFAULT 0,
+        messages_failed INTEGER NOT NULL DEFAULT 0,
+        messages_cancelled INTEGER,
+        messages_skipped INTEGER,
+        status_message TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT,
+        cancelled_by TEXT,
+        gone INTEGER NOT NULL DEFAULT 0,
+        card_dead INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        terminal INTEGER NOT NULL DEFAULT 0,
+        tracked_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX tracked_jobs_active ON tracked_jobs (job_id, status) WHERE terminal = 0;
+    CREATE INDEX tracked_jobs_recent ON tracked_jobs (tracked_at);
+
+    CREATE TABLE create_intents (
+        tag TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        request TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'done', 'failed')),
+        job_id TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX create_intents_open ON create_intents (created_at) WHERE state = 'open';
+
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        job_id TEXT,
+        channel_id TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX audit_log_job ON audit_log (job_id, id);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL REFERENCES tracked_jobs (job_id),
+        kind TEXT NOT NULL CHECK (kind IN ('card_post', 'card_update', 'transition')),
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'attempting', 'sent', 'failed')),
+        seq INTEGER NOT NULL DEFAULT 1,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at REAL NOT NULL,
+        slack_ts TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (job_id, kind, key)
+    );
+    CREATE INDEX outbox_due ON outbox (due_at) WHERE state IN ('pending', 'attempting');
+    """,
+)
+
+_JOB_COLUMNS = (
+    "job_id, account_id, action_type, destination, search_params, comment, requester, channel_id, card_ts, "
+    "status, total_messages_discovered, messages_pending, messages_successful, messages_failed, "
+    "messages_cancelled, messages_skipped, status_message, created_at, started_at, completed_at, "
+    "cancelled_by, gone, card_dead, last_error, updated_at"
+)
+
+# The Cloudflare-owned fields compared by the diff, in this order.
+_STATE_COLUMNS = (
+    "status",
+    "total_messages_discovered",
+    "messages_pending",
+    "messages_successful",
+    "messages_failed",
+    "messages_cancelled",
+    "messages_skipped",
+    "status_message",
+    "started_at",
+    "completed_at",
+)
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (unknown intent, database newer than this code…)."""
+
+
+class IntentState(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxKind(StrEnum):
+    CARD_POST = "card_post"
+    CARD_UPDATE = "card_update"
+    TRANSITION = "transition"
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    ATTEMPTING = "attempting"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class CreateIntent(BaseModel):
+    """A create that was asked for: recorded before the Cloudflare call so a crash can be resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tag: str
+    account_id: str
+    requester: str
+    channel_id: str
+    request: CreateJobRequest
+    state: IntentState
+    job_id: str | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboxItem(BaseModel):
+    """One queued Slack notification, with what the notifier needs to send it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    job_id: str
+    kind: OutboxKind
+    key: str
+    state: OutboxState
+    seq: int
+    attempts: int
+    payload: dict[str, Any]
+    channel_id: str | None
+    card_ts: str | None
+    slack_ts: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A status change the store recorded (and queued a thread reply for)."""
+
+    job_id: str
+    previous_status: str
+    status: str
+
+    @property
+    def key(self) -> str:
+        """Return the outbox key of this transition."""
+        return transition_key(self.previous_status, self.status)
+
+    @property
+    def finished(self) -> bool:
+        """Return True when the job reached a terminal status."""
+        return is_terminal(self.status) or self.status == GONE
+
+
+GONE = "GONE"
+
+
+def transition_key(previous: str, status: str) -> str:
+    """Return the outbox key of a status change."""
+    return f"{previous}->{status}"
+
+
+class Store(Protocol):
+    """Everything Sweep persists; implemented by `SqliteStore` (and one day by a PostgreSQL store)."""
+
+    async def close(self) -> None:
+        """Release the database."""
+
+    # create intents
+    async def begin_create(
+        self,
+        tag: str,
+        *,
+        account_id: str,
+        requester: str,
+        channel_id: str,
+        request: CreateJobRequest,
+        now: datetime,
+    ) -> None:
+        """Record that a create is about to be sent with this request tag."""
+
+    async def finish_create(self, tag: str, job: BulkJob, *, now: datetime) -> TrackedJob:
+        """Track the created job, queue its card and audit it, in one transaction (idempotent)."""
+
+    async def fail_create(self, tag: str, *, error: str, now: datetime) -> None:
+        """Record that a create did not happen."""
+
+    async def open_create_intents(self) -> list[CreateIntent]:
+        """Return the creates that were started but never resolved (oldest first)."""
+
+    # tracked jobs
+    async def track_existing(
+        self, job: BulkJob, *, account_id: str, requester: str, channel_id: str, now: datetime
+    ) -> tuple[TrackedJob, bool]:
+        """Start tracking a job created elsewhere and queue its card; True if newly tracked."""
+
+    async def get_job(self, job_id: str) -> TrackedJob | None:
+        """Return a tracked job, or None."""
+
+    async def list_active(self) -> list[TrackedJob]:
+        """Return every tracked job that may still change."""
+
+    async def active_statuses(self) -> dict[str, str]:
+        """Return job id → last known status of every tracked job that may still change."""
+
+    async def list_recent(self, limit: int = 20) -> list[TrackedJob]:
+        """Return the most recently tracked jobs, newest first."""
+
+    async def apply_snapshots(self, jobs: Sequence[BulkJob], *, now: datetime) -> list[Transition]:
+        """Write Cloudflare's state of tracked jobs and queue their notifications, in one transaction."""
+
+    async def mark_gone(self, job_id: str, *, now: datetime, reason: str) -> bool:
+        """Record that a job disappeared from Cloudflare; True if it was not already gone."""
+
+    async def set_cancelled_by(self, job_id: str, user_id: str) -> None:
+        """Remember who cancelled a job from Slack."""
+
+    # audit
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Append one audit entry."""
+
+    async def list_audit(self, *, job_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Return audit entries, newest first."""
+
+    # outbox (the notifier's side)
+    async def outbox_due(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Return the rows ready to send, oldest first (replies wait until their card exists)."""
+
+    async def outbox_next_due(self) -> datetime | None:
+        """Return when the next row becomes due, or None if nothing is waiting."""
+
+    async def outbox_get(self, item_id: int) -> OutboxItem | None:
+        """Return one outbox row."""
+
+    async def card_state(self, job_id: str) -> tuple[TrackedJob, int] | None:
+        """Return a job and the `seq` of its card-update row (0 if none), read together."""
+
+    async def outbox_attempting(self, item_id: int, *, now: datetime) -> None:
+        """Mark a row as being sent (before the Slack call)."""
+
+    async def outbox_sent(
+        self,
+        item_id: int,
+        *,
+        now: datetime,
+        ts: str | None = None,
+        seq: int | None = None,
+        hold_until: datetime | None = None,
+    ) -> None:
+        """Mark a row sent once Slack accepted it (a card update re-armed after `seq` stays pending)."""
+
+    async def outbox_retry(
+        self, item_id: int, *, now: datetime, due_at: datetime, error: str, ambiguous: bool
+    ) -> None:
+        """Schedule a row again after a transient failure (`ambiguous`: Slack may have accepted it)."""
+
+    async def outbox_failed(self, item_id: int, *, now: datetime, error: str) -> None:
+        """Give up on a row after a permanent failure."""
+
+    async def card_posted(
+        self, item_id: int, *, job_id: str, ts: str, seq: int, now: datetime, hold_until: datetime
+    ) -> None:
+        """Record the card's ts, settle the post row and any card update rendered with it."""
+
+    async def mark_card_dead(self, job_id: str, *, error: str, now: datetime) -> None:
+        """Stop notifying about a job whose card or channel is gone; fail its waiting rows."""
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else _utc(value).isoformat()
+
+
+def _epoch(value: datetime) -> float:
+    return _utc(value).timestamp()
+
+
+def _parse(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _search_json(params: SearchParams) -> str:
+    return params.model_dump_json(exclude_none=True)
+
+
+def _state_of(job: BulkJob) -> tuple[Any, ...]:
+    """Return the diffed fields of a Cloudflare job, as stored."""
+    return (
+        str(job.status),
+        job.total_messages_discovered,
+        job.messages_pending,
+        job.messages_successful,
+        job.messages_failed,
+        job.messages_cancelled,
+        job.messages_skipped,
+        job.status_message,
+        _iso(job.started_at),
+        _iso(job.completed_at),
+    )
+
+
+def _job_from_row(row: aiosqlite.Row) -> TrackedJob:
+    return TrackedJob(
+        job_id=row["job_id"],
+        account_id=row["account_id"],
+        action_type=row["action_type"],
+        destination=row["destination"],
+        search_params=SearchParams.model_validate_json(row["search_params"]),
+        comment=row["comment"],
+        requester=row["requester"],
+        channel_id=row["channel_id"],
+        card_ts=row["card_ts"],
+        status=row["status"],
+        total_messages_discovered=row["total_messages_discovered"],
+        messages_pending=row["messages_pending"],
+        messages_successful=row["messages_successful"],
+        messages_failed=row["messages_failed"],
+        messages_cancelled=row["messages_cancelled"],
+        messages_skipped=row["messages_skipped"],
+        status_message=row["status_message"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        started_at=_parse(row["started_at"]),
+        completed_at=_parse(row["completed_at"]),
+        cancelled_by=row["cancelled_by"],
+        gone=bool(row["gone"]),
+        card_dead=bool(row["card_dead"]),
+        last_error=row["last_error"],
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _intent_from_row(row: aiosqlite.Row) -> CreateIntent:
+    return CreateIntent(
+        tag=row["tag"],
+        account_id=row["account_id"],
+        requester=row["requester"],
+        channel_id=row["channel_id"],
+        request=CreateJobRequest.model_validate_json(row["request"]),
+        state=IntentState(row["state"]),
+        job_id=row["job_id"],
+        error=row["error"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _audit_from_row(row: aiosqlite.Row) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=datetime.fromisoformat(row["at"]),
+        actor=row["actor"],
+        action=row["action"],
+        job_id=row["job_id"],
+        channel_id=row["channel_id"],
+        outcome=row["outcome"],
+        detail=row["detail"],
+    )
+
+
+def _outbox_from_row(row: aiosqlite.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        job_id=row["job_id"],
+        kind=OutboxKind(row["kind"]),
+        key=row["key"],
+        state=OutboxState(row["state"]),
+        seq=row["seq"],
+        attempts=row["attempts"],
+        payload=json.loads(row["payload"]),
+        channel_id=row["channel_id"],
+        card_ts=row["card_ts"],
+        slack_ts=row["slack_ts"],
+        last_error=row["last_error"],
+    )
+
+
+# ------------------------------------------------------------------------------- SQL
+
+_INSERT_JOB = f"""
+    INSERT OR IGNORE INTO tracked_jobs ({_JOB_COLUMNS}, terminal, tracked_at)
+    VALUES ({", ".join("?" * 27)})
+"""  # noqa: S608 - only placeholders are interpolated
+
+_UPDATE_STATE = """
+    UPDATE tracked_jobs SET status = ?, total_messages_discovered = ?, messages_pending = ?,
+        messages_successful = ?, messages_failed = ?, messages_cancelled = ?, messages_skipped = ?,
+        status_message = ?, started_at = ?, completed_at = ?, gone = 0, terminal = ?, updated_at = ?
+    WHERE job_id = ?
+"""
+
+_SELECT_STATES = (
+    f"SELECT t.job_id, {', '.join('t.' + c for c in _STATE_COLUMNS)}, t.gone "  # noqa: S608 - fixed columns
+    "FROM json_each(?) AS wanted JOIN tracked_jobs t ON t.job_id = wanted.value"
+)
+_SELECT_JOB = f"SELECT {_JOB_COLUMNS} FROM tracked_jobs WHERE job_id = ?"  # noqa: S608 - fixed columns
+
+_QUEUE_ROW = """
+    INSERT OR IGNORE INTO outbox (job_id, kind, key, payload, due_at, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+# Re-arm the job's one card-update row: bump seq, keep any coalescing hold already in place.
+_ARM_CARD_UPDATE = """
+    INSERT INTO outbox (job_id, kind, key, payload, due_at, created_at, updated_at)
+    VALUES (?, 'card_update', 'card', '{}', ?, ?, ?)
+    ON CONFLICT (job_id, kind, key) DO UPDATE SET
+        seq = outbox.seq + 1,
+        due_at = MAX(outbox.due_at, excluded.due_at),
+        state = CASE WHEN outbox.state = 'failed' THEN 'failed' ELSE 'pending' END,
+        updated_at = excluded.updated_at
+"""
+
+_SETTLE_CARD_UPDATE = """
+    INSERT INTO outbox (job_id, kind, key, payload, state, seq, due_at, created_at, updated_at)
+    VALUES (?, 'card_update', 'card', '{}', 'sent', ?, ?, ?, ?)
+    ON CONFLICT (job_id, kind, key) DO UPDATE SET
+        state = CASE WHEN outbox.state IN ('pending', 'attempting') AND outbox.seq <= ? THEN 'sent'
+                     ELSE outbox.state END,
+        due_at = excluded.due_at,
+        updated_at = excluded.updated_at
+"""
+
+_OUTBOX_SELECT = """
+    SELECT o.id, o.job_id, o.kind, o.key, o.payload, o.state, o.seq, o.attempts, o.slack_ts,
+           o.last_error, j.channel_id, j.card_ts
+    FROM outbox o JOIN tracked_jobs j ON j.job_id = o.job_id
+"""
+
+_OUTBOX_WAITING = """
+    o.state IN ('pending', 'attempting') AND j.card_dead = 0
+    AND (o.kind = 'card_post' OR j.card_ts IS NOT NULL)
+"""
+
+
+_NEXT_DUE = f"SELECT MIN(o.due_at) FROM outbox o JOIN tracked_jobs j USING (job_id) WHERE {_OUTBOX_WAITING}"  # noqa: S608
+
+
+def _job_params(job: TrackedJob, *, now: datetime) -> tuple[Any, ...]:
+    return (
+        job.job_id,
+        job.account_id,
+        job.action_type,
+        job.destination,
+        _search_json(job.search_params),
+        job.comment,
+        job.requester,
+        job.channel_id,
+        job.card_ts,
+        job.status,
+        job.total_messages_discovered,
+        job.messages_pending,
+        job.messages_successful,
+        job.messages_failed,
+        job.messages_cancelled,
+        job.messages_skipped,
+        job.status_message,
+        _iso(job.created_at),
+        _iso(job.started_at),
+        _iso(job.completed_at),
+        job.cancelled_by,
+        int(job.gone),
+        int(job.card_dead),
+        job.last_error,
+        _iso(job.updated_at),
+        int(job.is_terminal),
+        _iso(now),
+    )
+
+
+class _Opener:
+    """`await SqliteStore.open(path)` or `async with SqliteStore.open(path) as store`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = path
+        self._store: SqliteStore | None = None
+
+    def __await__(self) -> Generator[Any, None, SqliteStore]:
+        return SqliteStore._connect(self._path).__await__()
+
+    async def __aenter__(self) -> SqliteStore:
+        self._store = await SqliteStore._connect(self._path)
+        return self._store
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+async def _apply_migrations(db: aiosqlite.Connection) -> int:
+    """Bring the schema up to date; return the resulting version."""
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    current = int(row[0]) if row is not None else 0
+    if current > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema is at version {current}, newer than this Sweep "
+            f"({len(MIGRATIONS)}): upgrade Sweep"
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        # executescript runs the whole step; the version row and COMMIT join the same transaction.
+        await db.executescript("BEGIN IMMEDIATE;\n" + MIGRATIONS[version - 1])
+        try:
+            await db.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, _iso(datetime.now(UTC))),
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        log.info("database migrated to schema version %d", version)
+    return len(MIGRATIONS)
+
+
+async def migrate(path: str | Path) -> int:
+    """Apply pending migrations to the database at `path`; return the schema version."""
+    async with SqliteStore.open(path) as store:
+        return await store.schema_version()
+
+
+class SqliteStore:
+    """The aiosqlite implementation of `Store`.
+
+    One connection, serialised by an asyncio lock so that one coroutine's transaction never
+    interleaves with another's statements.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path) -> _Opener:
+        """Open (creating and migrating if needed) the database at `path`."""
+        return _Opener(path)
+
+    @classmethod
+    async def _connect(cls, path: str | Path) -> Self:
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            # FULL, not NORMAL: a lost "sent"/"attempting" mark after a power cut would re-post.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await _apply_migrations(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        async with self._lock:
+            await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def schema_version(self) -> int:
+        """Return the applied schema version."""
+        async with self._lock, self._db.execute("SELECT MAX(version) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the block in one write transaction, holding the lock."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._lock, self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    @staticmethod
+    async def _one(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> aiosqlite.Row | None:
+        async with db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    # ------------------------------------------------------------------ create intents
+
+    async def begin_create(
+        self,
+        tag: str,
+        *,
+        account_id: str,
+        requester: str,
+        channel_id: str,
+        request: CreateJobRequest,
+        now: datetime,
+    ) -> None:
+        """Record that a create is about to be sent with this request tag."""
+        async with self._tx() as db:
+            if await self._one(db, "SELECT 1 FROM create_intents WHERE tag = ?", (tag,)) is not None:
+                raise StoreError(f"request tag {tag!r} is already in use")
+            await db.execute(
+                "INSERT INTO create_intents (tag, account_id, requester, channel_id, request, state, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
+                (tag, account_id, requester, channel_id, request.model_dump_json(), _iso(now), _iso(now)),
+            )
+
+    async def finish_create(self, tag: str, job: BulkJob, *, now: datetime) -> TrackedJob:
+        """Track the created job, queue its card and audit it, in one transaction (idempotent)."""
+        async with self._tx() as db:
+            intent = await self._one(db, "SELECT * FROM create_intents WHERE tag = ?", (tag,))
+            if intent is None:
+                raise StoreError(f"no create intent with request tag {tag!r}")
+            existing = await self._one(db, _SELECT_JOB, (job.job_id,))
+            if intent["state"] == IntentState.DONE and existing is not None:
+                return _job_from_row(existing)
+            await db.execute(
+                "UPDATE create_intents SET state = 'done', job_id = ?, error = NULL, updated_at = ? "
+                "WHERE tag = ?",
+                (job.job_id, _iso(now), tag),
+            )
+            if existing is not None:  # already tracked (e.g. watched): nothing more to queue
+                return _job_from_row(existing)
+            tracked = TrackedJob.from_job(
+                job,
+                account_id=intent["account_id"],
+                now=now,
+                requester=intent["requester"],
+                channel_id=intent["channel_id"],
+            )
+            await self._insert_tracked(db, tracked, now=now)
+            await self._insert_audit(
+                db,
+                AuditEntry(
+                    at=now,
+                    actor=intent["requester"],
+                    action=AuditAction.CREATE.value,
+                    job_id=job.job_id,
+                    channel_id=intent["channel_id"],
+                    outcome="ok",
+                    detail=f"request tag {tag}",
+                ),
+            )
+            return tracked
+
+    async def fail_create(self, tag: str, *, error: str, now: datetime) -> None:
+        """Record that a create did not happen (a done intent stays done)."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE create_intents SET state = 'failed', error = ?, updated_at = ? "
+                "WHERE tag = ? AND state = 'open'",
+                (error, _iso(now), tag),
+            )
+
+    async def open_create_intents(self) -> list[CreateIntent]:
+        """Return the creates that were started but never resolved (oldest first)."""
+        rows = await self._fetchall(
+            "SELECT * FROM create_intents WHERE state = 'open' ORDER BY created_at, tag"
+        )
+        return [_intent_from_row(row) for row in rows]
+
+    # ------------------------------------------------------------------ tracked jobs
+
+    async def _insert_tracked(self, db: aiosqlite.Connection, job: TrackedJob, *, now: datetime) -> None:
+        await db.execute(_INSERT_JOB, _job_params(job, now=now))
+        await db.execute(
+            _QUEUE_ROW,
+            (job.job_id, OutboxKind.CARD_POST.value, CARD_KEY, "{}", _epoch(now), _iso(now), _iso(now)),
+        )
+
+    async def track_existing(
+        self, job: BulkJob, *, account_id: str, requester: str, channel_id: str, now: datetime
+    ) -> tuple[TrackedJob, bool]:
+        """Start tracking a job created elsewhere and queue its card; True if newly tracked."""
+        async with self._tx() as db:
+            existing = await self._one(db, _SELECT_JOB, (job.job_id,))
+            if existing is not None:
+                return _job_from_row(existing), False
+            tracked = TrackedJob.from_job(
+                job, account_id=account_id, now=now, requester=requester, channel_id=channel_id
+            )
+            await self._insert_tracked(db, tracked, now=now)
+            return tracked, True
+
+    async def get_job(self, job_id: str) -> TrackedJob | None:
+        """Return a tracked job, or None."""
+        rows = await self._fetchall(_SELECT_JOB, (job_id,))
+        return _job_from_row(rows[0]) if rows else None
+
+    async def list_active(self) -> list[TrackedJob]:
+        """Return every tracked job that may still change."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM tracked_jobs WHERE terminal = 0 ORDER BY tracked_at, job_id"  # noqa: S608
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def active_statuses(self) -> dict[str, str]:
+        """Return job id → last known status of every tracked job that may still change."""
+        rows = await self._fetchall("SELECT job_id, status FROM tracked_jobs WHERE terminal = 0")
+        return {row[0]: row[1] for row in rows}
+
+    async def list_recent(self, limit: int = 20) -> list[TrackedJob]:
+        """Return the most recently tracked jobs, newest first."""
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM tracked_jobs ORDER BY tracked_at DESC, rowid DESC LIMIT ?",  # noqa: S608
+            (limit,),
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def apply_snapshots(self, jobs: Sequence[BulkJob], *, now: datetime) -> list[Transition]:
+        """Write Cloudflare's state of tracked jobs and queue their notifications, in one transaction.
+
+        Untracked and unchanged jobs are ignored. A status change queues one thread reply
+        (keyed by the transition) and re-arms the card update; a counter change re-arms the card.
+        """
+        latest = {job.job_id: job for job in jobs}  # the last snapshot of a job wins
+        if not latest:
+            return []
+        now_iso, now_epoch = _iso(now), _epoch(now)
+        transitions: list[Transition] = []
+        updates: list[tuple[Any, ...]] = []
+        replies: list[tuple[Any, ...]] = []
+        cards: list[tuple[Any, ...]] = []
+        async with self._tx() as db:
+            async with db.execute(_SELECT_STATES, (json.dumps(list(latest)),)) as cursor:
+                cursor.row_factory = None  # plain tuples: 10k rows a cycle
+                stored = {row[0]: row for row in await cursor.fetchall()}
+            for job_id, job in latest.items():
+                row = stored.get(job_id)
+                if row is None:
+                    continue
+                state = _state_of(job)
+                if row[1:11] == state and not row[11]:
+                    continue
+                updates.append((*state, int(is_terminal(state[0])), now_iso, job_id))
+                cards.append((job_id, now_epoch, now_iso, now_iso))
+                previous = row[1]
+                if previous != state[0]:
+                    transitions.append(Transition(job_id=job_id, previous_status=previous, status=state[0]))
+                    payload = json.dumps(
+                        {"previous": previous, "status": state[0], "state": _payload_state(job)}
+                    )
+                    replies.append(
+                        (
+                            job_id,
+                            OutboxKind.TRANSITION.value,
+                            transition_key(previous, state[0]),
+                            payload,
+                            now_epoch,
+                            now_iso,
+                            now_iso,
+                        )
+                    )
+            if updates:
+                await db.executemany(_UPDATE_STATE, updates)
+                await db.executemany(_QUEUE_ROW, replies)
+                await db.executemany(_ARM_CARD_UPDATE, cards)
+        return transitions
+
+    async def mark_gone(self, job_id: str, *, now: datetime, reason: str) -> bool:
+        """Record that a job disappeared from Cloudflare, queue its card update and a reply."""
+        async with self._tx() as db:
+            row = await self._one(db, "SELECT status, gone FROM tracked_jobs WHERE job_id = ?", (job_id,))
+            if row is None or row["gone"]:
+                return False
+            now_iso = _iso(now)
+            await db.execute(
+                "UPDATE tracked_jobs SET gone = 1, terminal = 1, last_error = ?, updated_at = ? "
+                "WHERE job_id = ?",
+                (reason, now_iso, job_id),
+            )
+            payload = json.dumps({"previous": row["status"], "status": row["status"], "gone": True})
+            await db.execute(
+                _QUEUE_ROW,
+                (
+                    job_id,
+                    OutboxKind.TRANSITION.value,
+                    transition_key(row["status"], GONE),
+                    payload,
+                    _epoch(now),
+                    now_iso,
+                    now_iso,
+                ),
+            )
+            await db.execute(_ARM_CARD_UPDATE, (job_id, _epoch(now), now_iso, now_iso))
+            return True
+
+    async def set_cancelled_by(self, job_id: str, user_id: str) -> None:
+        """Remember who cancelled a job from Slack."""
+        async with self._tx() as db:
+            await db.execute("UPDATE tracked_jobs SET cancelled_by = ? WHERE job_id = ?", (user_id, job_id))
+
+    # ------------------------------------------------------------------ audit
+
+    @staticmethod
+    async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> None:
+        await db.execute(
+            "INSERT INTO audit_log (at, actor, action, job_id, channel_id, outcome, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                _iso(entry.at),
+                entry.actor,
+                entry.action,
+                entry.job_id,
+                entry.channel_id,
+                entry.outcome,
+                entry.detail,
+            ),
+        )
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Append one audit entry."""
+        async with self._tx() as db:
+            await self._insert_audit(db, entry)
+
+    async def list_audit(self, *, job_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Return audit entries, newest first (only one job's when `job_id` is given)."""
+        if job_id is None:
+            rows = await self._fetchall("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM audit_log WHERE job_id = ? ORDER BY id DESC LIMIT ?", (job_id, limit)
+            )
+        return [_audit_from_row(row) for row in rows]
+
+    # ------------------------------------------------------------------ outbox
+
+    async def outbox_due(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Return the rows ready to send, oldest first (replies and edits wait for their card)."""
+        rows = await self._fetchall(
+            f"{_OUTBOX_SELECT} WHERE {_OUTBOX_WAITING} AND o.due_at <= ? ORDER BY o.id LIMIT ?",
+            (_epoch(now), limit),
+        )
+        return [_outbox_from_row(row) for row in rows]
+
+    async def outbox_next_due(self) -> datetime | None:
+        """Return when the next row becomes due, or None if nothing is waiting."""
+        rows = await self._fetchall(_NEXT_DUE)
+        value = rows[0][0] if rows else None
+        return None if value is None else datetime.fromtimestamp(value, UTC)
+
+    async def outbox_get(self, item_id: int) -> OutboxItem | None:
+        """Return one outbox row."""
+        rows = await self._fetchall(f"{_OUTBOX_SELECT} WHERE o.id = ?", (item_id,))
+        return _outbox_from_row(rows[0]) if rows else None
+
+    async def list_outbox(self, job_id: str) -> list[OutboxItem]:
+        """Return every outbox row of a job, oldest first (for inspection and tests)."""
+        rows = await self._fetchall(f"{_OUTBOX_SELECT} WHERE o.job_id = ? ORDER BY o.id", (job_id,))
+        return [_outbox_from_row(row) for row in rows]
+
+    async def card_state(self, job_id: str) -> tuple[TrackedJob, int] | None:
+        """Return a job and the `seq` of its card-update row (0 if none), read together."""
+        async with self._lock:
+            row = await self._one(self._db, _SELECT_JOB, (job_id,))
+            if row is None:
+                return None
+            seq = await self._one(
+                self._db, "SELECT seq FROM outbox WHERE job_id = ? AND kind = 'card_update'", (job_id,)
+            )
+        return _job_from_row(row), int(seq[0]) if seq is not None else 0
+
+    async def outbox_attempting(self, item_id: int, *, now: datetime) -> None:
+        """Mark a row as being sent (before the Slack call)."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE outbox SET state = 'attempting', attempts = attempts + 1, updated_at = ? "
+                "WHERE id = ? AND state IN ('pending', 'attempting')",
+                (_iso(now), item_id),
+            )
+
+    async def outbox_sent(
+        self,
+        item_id: int,
+        *,
+        now: datetime,
+        ts: str | None = None,
+        seq: int | None = None,
+        hold_until: datetime | None = None,
+    ) -> None:
+        """Mark a row sent once Slack accepted it.
+
+        For a card update, `seq` is the one rendered: a row re-armed since stays pending, and
+        `hold_until` delays its next edit (coalescing).
+        """
+        hold = None if hold_until is None else _epoch(hold_until)
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE outbox SET state = CASE WHEN ? IS NULL OR seq <= ? THEN 'sent' ELSE 'pending' END, "
+                "slack_ts = COALESCE(?, slack_ts), due_at = COALESCE(?, due_at), attempts = 0, "
+                "last_error = NULL, updated_at = ? WHERE id = ? AND state IN ('pending', 'attempting')",
+                (seq, seq, ts, hold, _iso(now), item_id),
+            )
+
+    async def outbox_retry(
+        self, item_id: int, *, now: datetime, due_at: datetime, error: str, ambiguous: bool
+    ) -> None:
+        """Schedule a row again after a transient failure (`ambiguous`: Slack may have accepted it)."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE outbox SET state = CASE WHEN ? THEN 'attempting' ELSE 'pending' END, "
+                "due_at = ?, last_error = ?, updated_at = ? "
+                "WHERE id = ? AND state IN ('pending', 'attempting')",
+                (int(ambiguous), _epoch(due_at), error, _iso(now), item_id),
+            )
+
+    async def outbox_failed(self, item_id: int, *, now: datetime, error: str) -> None:
+        """Give up on a row after a permanent failure."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? WHERE id = ?",
+                (error, _iso(now), item_id),
+            )
+
+    async def card_posted(
+        self, item_id: int, *, job_id: str, ts: str, seq: int, now: datetime, hold_until: datetime
+    ) -> None:
+        """Record the card's ts, settle the post row and any card update rendered with it."""
+        now_iso = _iso(now)
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE tracked_jobs SET card_ts = ?, updated_at = updated_at WHERE job_id = ?", (ts, job_id)
+            )
+            await db.execute(
+                "UPDATE outbox SET state = 'sent', slack_ts = ?, last_error = NULL, updated_at = ? "
+                "WHERE id = ?",
+                (ts, now_iso, item_id),
+            )
+            # The post rendered the card up to `seq`; later changes wait for the coalescing hold.
+            await db.execute(_SETTLE_CARD_UPDATE, (job_id, seq, _epoch(hold_until), now_iso, now_iso, seq))
+
+    async def mark_card_dead(self, job_id: str, *, error: str, now: datetime) -> None:
+        """Stop notifying about a job whose card or channel is gone; fail its waiting rows."""
+        now_iso = _iso(now)
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE tracked_jobs SET card_dead = 1, last_error = ? WHERE job_id = ?", (error, job_id)
+            )
+            await db.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? "
+                "WHERE job_id = ? AND state IN ('pending', 'attempting')",
+                (error, now_iso, job_id),
+            )
+
+
+def _payload_state(job: BulkJob) -> dict[str, Any]:
+    """Return the job's state at a transition, so its reply shows the figures of that moment."""
+    return {
+        "status": str(job.status),
+        "total_messages_discovered": job.total_messages_discovered,
+        "messages_pending": job.messages_pending,
+        "messages_successful": job.messages_successful,
+        "messages_failed": job.messages_failed,
+        "messages_cancelled": job.messages_cancelled,
+        "messages_skipped": job.messages_skipped,
+        "status_message": job.status_message,
+        "started_at": _iso(job.started_at),
+        "completed_at": _iso(job.completed_at),
+    }

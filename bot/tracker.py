@@ -1,0 +1,289 @@
+"""Follow every tracked job with the fewest Cloudflare calls, and turn changes into outbox rows.
+
+Each cycle lists the account's jobs by active status (`PENDING`, then `DISCOVERING`, then
+`PROCESSING`; `per_page=1000`, walking pages until a short one) — a few calls whatever the
+number of jobs. Only a tracked job found in none of those lists gets one `GET` (it finished, or
+moved during the walk); a 404 there means it was deleted. The store diffs and queues the
+notifications in one transaction (`Store.apply_snapshots`).
+
+A status is not listed when no tracked job can be in it: statuses only move forward, so with no
+tracked job in `PENDING` that list is skipped. Skipping is always safe — a job the lists miss
+just gets its `GET`.
+
+A failed list (429, 5xx, timeout after the client's own retries) means the cycle learns nothing
+about jobs missing from the lists, so none of them is fetched one by one; the next cycle waits
+longer (Cloudflare's `Retry-After`, else capped exponential backoff). The loop never crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from bot.cloudflare.client import CloudflareClient
+from bot.cloudflare.errors import CloudflareError, NotFoundError, RateLimitedError
+from bot.cloudflare.models import ACTIVE_STATUSES, BulkJob, is_terminal
+from bot.models import AuditAction, AuditEntry, TrackedJob
+from bot.store import Store, Transition
+
+__all__ = ["TickReport", "Tracker"]
+
+log = logging.getLogger("sweep.tracker")
+
+Clock = Callable[[], datetime]
+PER_PAGE = 1000
+# Statuses in the order a job moves through them (a job can only go right).
+_ORDER = tuple(str(s) for s in ACTIVE_STATUSES)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Wakeable(Protocol):
+    """Something to nudge when new notifications are queued (the notifier)."""
+
+    def wake(self) -> None:
+        """Look at the outbox now."""
+
+
+@dataclass
+class TickReport:
+    """What one tracker cycle did."""
+
+    api_calls: int = 0
+    active: int = 0
+    jobs_seen: int = 0
+    fetched: int = 0
+    transitions: list[Transition] = field(default_factory=list)
+    finished: int = 0
+    gone: int = 0
+    errors: list[str] = field(default_factory=list)
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Return True when every call of the cycle succeeded."""
+        return not self.errors
+
+
+def statuses_to_list(stored: Sequence[str]) -> list[str]:
+    """Return the active statuses that tracked jobs with these last-known statuses may be in now."""
+    ranks = [_ORDER.index(status) if status in _ORDER else 0 for status in stored]
+    if not ranks:
+        return []
+    return list(_ORDER[min(ranks) :])
+
+
+class Tracker:
+    """Polls Cloudflare for the tracked jobs and records what changed."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: CloudflareClient,
+        *,
+        poll_seconds: float,
+        clock: Clock = _utc_now,
+        notifier: Wakeable | None = None,
+        max_backoff: float = 300.0,
+        get_concurrency: int = 4,
+        per_page: int = PER_PAGE,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._poll_seconds = poll_seconds
+        self._clock = clock
+        self._notifier = notifier
+        self._max_backoff = max_backoff
+        self._get_limit = asyncio.Semaphore(get_concurrency)
+        self._per_page = per_page
+        self._failures = 0
+        self._unrecovered: set[str] = set()
+
+    def _wake(self) -> None:
+        if self._notifier is not None:
+            self._notifier.wake()
+
+    # ------------------------------------------------------------------ the cycle
+
+    async def tick(self) -> TickReport:
+        """Run one polling cycle; never raises for a Cloudflare failure."""
+        report = TickReport()
+        calls_before = self._client.api_calls
+        try:
+            if self._unrecovered:
+                await self._recover(set(self._unrecovered))
+            await self._poll(report)
+        finally:
+            report.api_calls = self._client.api_calls - calls_before
+        self._failures = self._failures + 1 if report.errors else 0
+        if report.transitions or report.gone:
+            self._wake()
+        return report
+
+    async def _poll(self, report: TickReport) -> None:
+        active = await self._store.active_statuses()
+        report.active = len(active)
+        if not active:
+            return
+        seen: dict[str, BulkJob] = {}
+        complete = True
+        for status in statuses_to_list(list(active.values())):
+            try:
+                await self._walk(status, active, seen)
+            except CloudflareError as error:
+                complete = False
+                report.errors.append(f"list {status}: {error.user_message()}")
+                if isinstance(error, RateLimitedError):
+                    report.retry_after = error.retry_after
+                    break  # every further call would be refused too
+        report.jobs_seen = len(seen)
+        snapshots = list(seen.values())
+        missing = [job_id for job_id in active if job_id not in seen]
+        if missing and complete:
+            fetched, gone = await self._fetch(missing, report)
+            snapshots.extend(fetched)
+            report.fetched = len(fetched)
+            now = self._clock()
+            for job_id in gone:
+                if await self._store.mark_gone(job_id, now=now, reason="deleted at Cloudflare (404)"):
+                    report.gone += 1
+        elif missing:
+            log.info("%d tracked jobs not listed; not fetching them after a failed list", len(missing))
+        report.transitions = await self._store.apply_snapshots(snapshots, now=self._clock())
+        report.finished = sum(1 for t in report.transitions if is_terminal(t.status)) + report.gone
+
+    async def _walk(self, status: str, active: dict[str, str], seen: dict[str, BulkJob]) -> None:
+        """List one status page by page until a short page, keeping tracked jobs only."""
+        page = 1
+        while True:
+            batch = await self._client.list_jobs(status=status, page=page, per_page=self._per_page)
+            for job in batch.items:
+                if job.job_id in active:
+                    # Statuses are walked in order, so a later sighting is the newer state.
+                    seen[job.job_id] = job
+            # total_count and page are deprecated (always 0): only a short page ends the walk.
+            if len(batch.items) < self._per_page:
+                return
+            page += 1
+
+    async def _fetch(self, job_ids: Sequence[str], report: TickReport) -> tuple[list[BulkJob], list[str]]:
+        """GET each job that left the active lists; return the found ones and the 404 ones."""
+        found: list[BulkJob] = []
+        gone: list[str] = []
+        stop = asyncio.Event()
+
+        async def one(job_id: str) -> None:
+            async with self._get_limit:
+                if stop.is_set():
+                    return
+                try:
+                    found.append(await self._client.get_job(job_id))
+                except NotFoundError:
+                    gone.append(job_id)
+                except CloudflareError as error:
+                    report.errors.append(f"get {job_id}: {error.user_message()}")
+                    if isinstance(error, RateLimitedError):
+                        report.retry_after = error.retry_after
+                        stop.set()
+
+        await asyncio.gather(*(one(job_id) for job_id in job_ids))
+        return found, gone
+
+    def next_delay(self, report: TickReport) -> float:
+        """Return how long to wait before the next cycle: the poll interval, longer after failures."""
+        if not report.errors:
+            return self._poll_seconds
+        backoff = min(self._poll_seconds * 2.0 ** min(self._failures, 16), self._max_backoff)
+        if report.retry_after is not None:
+            backoff = max(backoff, report.retry_after)
+        return max(backoff, self._poll_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every `poll_seconds` until `stop` is set; back off after failures; never crash."""
+        while not stop.is_set():
+            try:
+                report = await self.tick()
+                delay = self.next_delay(report)
+                if report.errors:
+                    log.warning("tracker cycle had %d errors: %s", len(report.errors), report.errors[0])
+            except Exception:  # noqa: BLE001 - e.g. a locked database: try again next cycle
+                log.exception("tracker cycle failed")
+                self._failures += 1
+                delay = min(self._poll_seconds * 2.0 ** min(self._failures, 16), self._max_backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    # ------------------------------------------------------------------ creates and watches
+
+    async def recover_create_intents(self) -> int:
+        """Resolve creates a crash left open: track the job if Cloudflare has it, else fail the intent.
+
+        Only call this when no create is in flight (at start). Intents that cannot be resolved now
+        (Cloudflare unreachable) are retried at the next cycles. Returns how many were resolved.
+        """
+        intents = await self._store.open_create_intents()
+        return await self._recover({intent.tag for intent in intents})
+
+    async def _recover(self, tags: set[str]) -> int:
+        resolved = 0
+        for intent in await self._store.open_create_intents():
+            if intent.tag not in tags:
+                continue
+            try:
+                job = await self._client.find_job_by_tag(intent.tag)
+            except CloudflareError as error:
+                log.warning("cannot resolve create %s yet: %s", intent.tag, error.user_message())
+                self._unrecovered.add(intent.tag)
+                continue
+            now = self._clock()
+            if job is not None:
+                await self._store.finish_create(intent.tag, job, now=now)
+                log.info("recovered create %s as job %s", intent.tag, job.job_id)
+                self._wake()
+            else:
+                reason = "not created: Sweep stopped before Cloudflare confirmed it"
+                await self._store.fail_create(intent.tag, error=reason, now=now)
+                await self._store.add_audit(
+                    AuditEntry(
+                        at=now,
+                        actor=intent.requester,
+                        action=AuditAction.CREATE.value,
+                        channel_id=intent.channel_id,
+                        outcome=f"error: {reason}",
+                        detail=f"request tag {intent.tag}",
+                    )
+                )
+                log.info("create %s never reached Cloudflare; marked failed", intent.tag)
+            self._unrecovered.discard(intent.tag)
+            resolved += 1
+        self._unrecovered &= tags
+        return resolved
+
+    async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
+        """Start tracking a job created elsewhere (one GET); True if it was not tracked yet."""
+        job = await self._client.get_job(job_id)
+        tracked, is_new = await self._store.track_existing(
+            job,
+            account_id=self._client.account_id,
+            requester=requester,
+            channel_id=channel_id,
+            now=self._clock(),
+        )
+        if not is_new:
+            await self._store.apply_snapshots([job], now=self._clock())
+            tracked = await self._store.get_job(job.job_id) or tracked
+        self._wake()
+        return tracked, is_new
+
+
+def calls_budget(active: int, finished: int, *, per_page: int = PER_PAGE) -> int:
+    """Return the most calls a cycle may use: 3 × ⌈active/1000⌉ + finished (the design target)."""
+    return 3 * max(math.ceil(active / per_page), 1) + finished
