@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from bot.demo import run_demo
 
-            return asyncio.run(run_demo(interactive=args.interactive))
+            return asyncio.run(run_demo(interactive_mode=args.interactive))
     except ConfigError as error:
         print(f"sweep-bot: configuration error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,199 @@
+"""Who may do what: operators (Slack users and user groups) and channels. Default deny.
+
+Viewing (help, list, status) is allowed to anyone in an allowed channel; creating, cancelling and
+watching jobs is for operators only. A user group's members are resolved through an injected
+callable (the app passes one calling `usergroups.users.list`), cached by `GroupMembershipCache`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "EVERYONE",
+    "NOT_AN_OPERATOR",
+    "NOT_IN_CHANNEL",
+    "Decision",
+    "GroupMembershipCache",
+    "Policy",
+    "parse_ids",
+]
+
+log = logging.getLogger("sweep.policy")
+
+EVERYONE = "*"
+NOT_AN_OPERATOR = "only Sweep operators may create or cancel jobs; ask an admin to add you to SWEEP_OPERATORS"
+NOT_IN_CHANNEL = "Sweep is not enabled in this channel; ask an admin to add it to SWEEP_CHANNELS"
+LOOKUP_FAILED = "(Sweep could not check your user-group membership just now; try again in a minute)"
+
+_USER_RE = re.compile(r"^[UW][A-Z0-9]+$")
+_GROUP_RE = re.compile(r"^S[A-Z0-9]+$")
+_CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]+$")
+
+ResolveMembers = Callable[[str], Awaitable[frozenset[str]]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An authorisation answer with the reason to show when it is a refusal (truthy when allowed)."""
+
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    @classmethod
+    def allow(cls, reason: str = "allowed") -> Decision:
+        """Return a positive decision."""
+        return cls(True, reason)
+
+    @classmethod
+    def deny(cls, reason: str) -> Decision:
+        """Return a refusal with the reason the user will see."""
+        return cls(False, reason)
+
+
+def parse_ids(entries: Iterable[str]) -> frozenset[str]:
+    """Return the stripped, non-empty entries."""
+    return frozenset(e.strip() for e in entries if e and e.strip())
+
+
+class Policy:
+    """Authorisation rules: who operates (users `U…`/`W…`, user groups `S…`, or `*`) and where."""
+
+    def __init__(self, operators: frozenset[str], channels: frozenset[str] | None) -> None:
+        operators = parse_ids(operators)
+        bad = sorted(e for e in operators if e != EVERYONE and not (_USER_RE.match(e) or _GROUP_RE.match(e)))
+        if bad:
+            raise ValueError(
+                "SWEEP_OPERATORS entries must be Slack user IDs (U…/W…), user-group IDs (S…) or *; "
+                f"not {', '.join(bad[:5])}"
+            )
+        self._everyone = EVERYONE in operators
+        self._users = frozenset(e for e in operators if _USER_RE.match(e))
+        self._groups = tuple(sorted(e for e in operators if _GROUP_RE.match(e)))
+        self._channels: frozenset[str] | None = None
+        if channels is not None:
+            allowed = parse_ids(channels)
+            if EVERYONE not in allowed:
+                bad = sorted(e for e in allowed if not _CHANNEL_RE.match(e))
+                if bad:
+                    raise ValueError(
+                        "SWEEP_CHANNELS entries must be Slack channel IDs (C…/G…/D…); "
+                        f"not {', '.join(bad[:5])}"
+                    )
+                self._channels = allowed
+
+    @property
+    def everyone(self) -> bool:
+        """Return True when every Slack user is an operator (`*`): worth a warning at startup."""
+        return self._everyone
+
+    @property
+    def users(self) -> frozenset[str]:
+        """Return the user IDs listed as operators."""
+        return self._users
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Return the user-group IDs whose members are operators."""
+        return self._groups
+
+    @property
+    def channels(self) -> frozenset[str] | None:
+        """Return the channels Sweep answers in, or None for every channel."""
+        return self._channels
+
+    async def can_operate(self, user_id: str, *, resolve_group_members: ResolveMembers) -> Decision:
+        """Decide whether this user may create, cancel or watch jobs (a failed group lookup denies)."""
+        if self._everyone:
+            return Decision.allow("everyone is an operator")
+        if not isinstance(user_id, str) or not user_id:
+            return Decision.deny(NOT_AN_OPERATOR)
+        if user_id in self._users:
+            return Decision.allow("listed operator")
+        lookup_failed = False
+        for group_id in self._groups:
+            try:
+                members = await resolve_group_members(group_id)
+            except Exception as error:  # any failure must deny, never crash the handler
+                lookup_failed = True
+                log.warning(
+                    "could not resolve user group %s for %s: %s: %s",
+                    group_id,
+                    user_id,
+                    type(error).__name__,
+                    error,
+                )
+                continue
+            if user_id in members:
+                return Decision.allow(f"member of user group {group_id}")
+        if lookup_failed:
+            return Decision.deny(f"{NOT_AN_OPERATOR} {LOOKUP_FAILED}")
+        return Decision.deny(NOT_AN_OPERATOR)
+
+    def channel_allowed(self, channel_id: str | None) -> Decision:
+        """Decide whether Sweep answers in this channel (an unknown channel is refused when restricted)."""
+        if self._channels is None:
+            return Decision.allow("every channel is enabled")
+        if channel_id and channel_id in self._channels:
+            return Decision.allow("enabled channel")
+        return Decision.deny(NOT_IN_CHANNEL)
+
+
+class GroupMembershipCache:
+    """Cache user-group members for `ttl_seconds`; concurrent look-ups of one group share one call.
+
+    Failures are not cached and not replaced by stale data (a removed operator must lose access):
+    the error propagates, and `Policy.can_operate` turns it into a refusal.
+    """
+
+    def __init__(
+        self,
+        fetch: ResolveMembers,
+        ttl_seconds: float = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_seconds < 0:
+            raise ValueError("ttl_seconds must not be negative")
+        self._fetch = fetch
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[str, tuple[float, frozenset[str]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        """Return the group's member user IDs, from the cache while fresh."""
+        cached = self._fresh(group_id)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(group_id, asyncio.Lock())
+        async with lock:
+            cached = self._fresh(group_id)
+            if cached is not None:
+                return cached
+            members = frozenset(await self._fetch(group_id))
+            self._entries[group_id] = (self._clock() + self._ttl, members)
+            return members
+
+    def invalidate(self, group_id: str | None = None) -> None:
+        """Forget one group's members, or every group's."""
+        if group_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(group_id, None)
+
+    def _fresh(self, group_id: str) -> frozenset[str] | None:
+        entry = self._entries.get(group_id)
+        if entry is None:
+            return None
+        expires, members = entry
+        if self._clock() >= expires:
+            return None
+        return members

@@ -1,0 +1,188 @@
+"""End-to-end harness: the real `sweep-bot serve --http` process, the simulator and the local Slack.
+
+The simulator and the fake Slack Web API run in the test's event loop (so tests can inspect them);
+the bot runs as its own process and is reached only over signed HTTP, exactly as Slack reaches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from bot.devslack.driver import SlackDriver
+from bot.devslack.server import RunningFakeSlack, running_fake_slack
+from bot.simulator.app import SimulatorConfig, running_simulator
+
+SIGNING_SECRET = "e2e-signing-secret"
+BOT_TOKEN = "xoxb-e2e-bot-token"
+CF_TOKEN = "e2e-cloudflare-token"
+ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
+OPERATOR = "U_OPERATOR"
+GROUP_MEMBER = "U_GROUPIE"
+STRANGER = "U_STRANGER"
+CHANNEL = "C_INCIDENT"
+OTHER_CHANNEL = "C_RANDOM"
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[Any] | Any],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> Any:
+    """Poll a (sync or async) condition until it is truthy; fail with `what` after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class BotProcess:
+    """The bot as a child process, restartable on the same database."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    @property
+    def events_url(self) -> str:
+        """Return where Slack would send events."""
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def start(self) -> None:
+        """Start the bot and wait until /healthz answers."""
+        self.starts += 1
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        async with httpx.AsyncClient() as http:
+
+            async def healthy() -> bool:
+                if self.process is not None and self.process.poll() is not None:
+                    raise AssertionError(f"bot exited with {self.process.returncode}:\n{self.logs()}")
+                try:
+                    return (await http.get(f"http://127.0.0.1:{self.port}/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(healthy, timeout=30, what="the bot's /healthz")
+
+    def kill(self) -> None:
+        """Kill the bot with SIGKILL (no chance to clean up)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the bot gracefully (SIGTERM)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def logs(self) -> str:
+        """Return everything the bot printed."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Stack:
+    """Everything an end-to-end test touches."""
+
+    sim: Any
+    slack: RunningFakeSlack
+    bot: BotProcess
+    driver: SlackDriver
+    database: Path
+
+    @property
+    def cloudflare_base(self) -> str:
+        """Return the simulator's API base URL."""
+        return str(self.sim.base_url)
+
+
+def bot_env(
+    *, sim_url: str, slack_url: str, database: Path, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Return the environment of a bot process pointed at the local servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOUDFLARE_", "SWEEP_"))}
+    env.update(
+        {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack_url,
+            "CLOUDFLARE_API_TOKEN": CF_TOKEN,
+            "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID,
+            "CLOUDFLARE_BASE_URL": sim_url,
+            "SWEEP_DATABASE": str(database),
+            "SWEEP_POLL_SECONDS": "0.3",
+            "SWEEP_OPERATORS": f"{OPERATOR},S_SOC",
+            "SWEEP_CHANNELS": f"{CHANNEL},C_SECOND",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """Start the simulator, the fake Slack and the bot once per test module."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = SimulatorConfig(token=CF_TOKEN, job_seconds=3.0, seed=11)
+    async with (
+        running_simulator(config, host="127.0.0.1", port=0) as sim,
+        running_fake_slack(bot_token=BOT_TOKEN, usergroups={"S_SOC": [GROUP_MEMBER]}) as slack,
+    ):
+        database = workdir / "sweep.db"
+        bot = BotProcess(
+            env=bot_env(sim_url=sim.base_url, slack_url=slack.api_url, database=database),
+            port=free_port(),
+            log_path=workdir / "bot.log",
+        )
+        await bot.start()
+        try:
+            async with SlackDriver(
+                bot.events_url, SIGNING_SECRET, slack.state, user_id=OPERATOR, channel_id=CHANNEL
+            ) as driver:
+                yield Stack(sim=sim, slack=slack, bot=bot, driver=driver, database=database)
+        finally:
+            bot.stop()
+            leaked = [line for line in bot.logs().splitlines() if BOT_TOKEN in line or CF_TOKEN in line]
+            assert not leaked, f"a token reached the bot's log: {leaked[:3]}"
