@@ -27,6 +27,8 @@ class CloudflareError(Exception):
         self.message = message
         self.status = status
         self.errors = errors
+        # Set by the client when it gave up after retrying (None: a single attempt).
+        self.attempts: int | None = None
 
     @property
     def codes(self) -> tuple[int, ...]:
@@ -38,8 +40,13 @@ class CloudflareError(Exception):
         if self.errors:
             detail = "; ".join(f"{e.code}: {e.message}" for e in self.errors)
             prefix = f"HTTP {self.status} " if self.status else ""
-            return f"Cloudflare error ({prefix.strip() or 'API'}) {detail}"
-        return f"Cloudflare error: {self.message}"
+            return f"Cloudflare error ({prefix.strip() or 'API'}) {detail}{self._attempts_note()}"
+        return f"Cloudflare error: {self.message}{self._attempts_note()}"
+
+    def _attempts_note(self) -> str:
+        if self.attempts is not None and self.attempts > 1:
+            return f" (gave up after {self.attempts} attempts)"
+        return ""
 
     def __str__(self) -> str:
         return self.user_message()
