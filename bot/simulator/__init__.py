@@ -1,0 +1,7 @@
+"""A faithful local Cloudflare Email Security investigate API (aiohttp), for tests, benchmarks and the demo.
+
+Modules: `app` (routes, `create_app`, `running_simulator`), `state` (jobs computed lazily from the
+clock, and the FAILED/SKIPPED rules), `mailbox` (the seeded synthetic mailbox and search semantics),
+`validation` (what is rejected, with which error code), `faults` (runtime fault injection) and
+`server` (the `sweep-bot simulator` command).
+"""
