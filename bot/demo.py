@@ -34,8 +34,8 @@ DEMO_TOKEN = "sweep-demo-cloudflare-token"  # noqa: S105 - the local simulator's
 DEMO_BOT_TOKEN = "xoxb-sweep-demo"  # noqa: S105 - the local Slack's own token
 DEMO_SECRET = "sweep-demo-signing-secret"  # noqa: S105 - signs requests to the local bot only
 DEMO_ACCOUNT = "d3m0000000000000000000000000acc7"
-ANALYST = "U_ANALYST"
-CHANNEL = "C_INCIDENT"
+ANALYST = "U0ANALYST"
+CHANNEL = "C0INCIDENT"
 TERMINAL_WORDS = ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
 
 

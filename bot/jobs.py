@@ -108,13 +108,20 @@ class JobService:
         tag = make_request_tag()
         now = self._clock()
         await self._store.begin_create(
-            tag, account_id=self._account_id, requester=requester, channel_id=channel_id, request=request, now=now
+            tag,
+            account_id=self._account_id,
+            requester=requester,
+            channel_id=channel_id,
+            request=request,
+            now=now,
         )
         try:
             job = await self._client.create_job(request, request_tag=tag)
         except CloudflareError as error:
             await self._store.fail_create(tag, error=error.user_message(), now=self._clock())
-            await self._audit(requester, AuditAction.CREATE, None, channel_id, f"error: {error.user_message()}")
+            await self._audit(
+                requester, AuditAction.CREATE, None, channel_id, f"error: {error.user_message()}"
+            )
             raise
         tracked = await self._store.finish_create(tag, job, now=self._clock())
         self._wake_notifier()
@@ -145,13 +152,17 @@ class JobService:
         self._wake_notifier()
         outcome = "noop: already finished" if already_finished else "ok"
         await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, outcome)
-        return CancelOutcome(job=job, tracked=await self._store.get_job(job_id), already_finished=already_finished)
+        return CancelOutcome(
+            job=job, tracked=await self._store.get_job(job_id), already_finished=already_finished
+        )
 
     async def list_jobs(
         self, *, status: str | None, action_type: str | None, page: int, per_page: int = 10
     ) -> Page[BulkJob]:
         """Return one page of the account's recent jobs, newest first."""
-        return await self._client.list_jobs(status=status, action_type=action_type, page=page, per_page=per_page)
+        return await self._client.list_jobs(
+            status=status, action_type=action_type, page=page, per_page=per_page
+        )
 
     async def status(self, job_id: str) -> tuple[BulkJob, TrackedJob | None]:
         """Return Cloudflare's current view of a job, and Sweep's record of it if tracked."""
@@ -161,7 +172,9 @@ class JobService:
     async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
         """Start tracking a job created elsewhere; its card is posted by the notifier."""
         tracked, is_new = await self._tracker.watch(job_id, requester=requester, channel_id=channel_id)
-        await self._audit(requester, AuditAction.WATCH, job_id, channel_id, "ok" if is_new else "noop: tracked")
+        await self._audit(
+            requester, AuditAction.WATCH, job_id, channel_id, "ok" if is_new else "noop: tracked"
+        )
         return tracked, is_new
 
     async def record_refusal(self, actor: str, what: str, channel_id: str | None, reason: str) -> None:

@@ -11,6 +11,8 @@ _SECRET_PATTERNS = (
     re.compile(r"xapp-[A-Za-z0-9-]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)(x-auth-key['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9]+"),
+    # Slack's deprecated verification token travels in request bodies (Bolt logs bodies it rejects).
+    re.compile(r"(\btoken=)[^&\s]+"),
 )
 
 
@@ -36,3 +38,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request URL at INFO; Sweep's client logs its own calls (without filters).
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

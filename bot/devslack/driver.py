@@ -345,9 +345,16 @@ class SlackDriver:
             "is_enterprise_install": False,
             "enterprise": None,
         }
+        hash_before = stored.hash if stored is not None else None
         response = await self.send_payload(payload)
         if self.apply_slack_side and stored is not None and response.status == 200:
-            self._apply_response_action(stored.id, bolt_ack_body(response), user)
+            body = bolt_ack_body(response)
+            # Slack applies the ack's response_action as soon as the HTTP answer arrives, always
+            # before any views.update the app makes afterwards; this client only sees the answer
+            # later, so an update that already landed means the ack's view came first.
+            if body.get("response_action") == "update" and stored.hash != hash_before:
+                return response
+            self._apply_response_action(stored.id, body, user)
         return response
 
     def _apply_response_action(self, view_id: str, body: JsonDict, user_id: str) -> None:

@@ -29,11 +29,11 @@ SIGNING_SECRET = "e2e-signing-secret"
 BOT_TOKEN = "xoxb-e2e-bot-token"
 CF_TOKEN = "e2e-cloudflare-token"
 ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
-OPERATOR = "U_OPERATOR"
-GROUP_MEMBER = "U_GROUPIE"
-STRANGER = "U_STRANGER"
-CHANNEL = "C_INCIDENT"
-OTHER_CHANNEL = "C_RANDOM"
+OPERATOR = "U0OPERATOR"
+GROUP_MEMBER = "U0GROUPIE"
+STRANGER = "U0STRANGER"
+CHANNEL = "C0INCIDENT"
+OTHER_CHANNEL = "C0RANDOM"
 
 
 def free_port() -> int:
@@ -152,8 +152,8 @@ def bot_env(
             "CLOUDFLARE_BASE_URL": sim_url,
             "SWEEP_DATABASE": str(database),
             "SWEEP_POLL_SECONDS": "0.3",
-            "SWEEP_OPERATORS": f"{OPERATOR},S_SOC",
-            "SWEEP_CHANNELS": f"{CHANNEL},C_SECOND",
+            "SWEEP_OPERATORS": f"{OPERATOR},S0SOC",
+            "SWEEP_CHANNELS": f"{CHANNEL},C0SECOND",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -168,7 +168,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     config = SimulatorConfig(token=CF_TOKEN, job_seconds=3.0, seed=11)
     async with (
         running_simulator(config, host="127.0.0.1", port=0) as sim,
-        running_fake_slack(bot_token=BOT_TOKEN, usergroups={"S_SOC": [GROUP_MEMBER]}) as slack,
+        running_fake_slack(bot_token=BOT_TOKEN, usergroups={"S0SOC": [GROUP_MEMBER]}) as slack,
     ):
         database = workdir / "sweep.db"
         bot = BotProcess(
