@@ -138,7 +138,7 @@ def _card_finished(state: FakeSlack, ts: str) -> bool:
     return (
         message is not None
         and not _has_button(message.blocks, ActionId.CANCEL_JOB)
-        and any(word in message.text for word in TERMINAL_WORDS)
+        and any(word in message.text.upper() for word in TERMINAL_WORDS)
     )
 
 
