@@ -49,25 +49,14 @@ class CancelOutcome:
 def _preview_search(params: SearchParams) -> tuple[SearchParams, Callable[[MessageSummary], bool]]:
     """Split a bulk-job search into what the investigate search accepts and a local filter.
 
-    The search cannot filter on `exact_subject` or `submissions`, and accepts fewer dispositions
-    than a bulk job; those criteria are applied to the fetched results instead.
+    The search accepts fewer dispositions than a bulk job and cannot filter on submissions; such a
+    disposition is applied to the fetched results instead (the client handles `exact_subject`).
     """
-    update: dict[str, object] = {"exact_subject": None, "submissions": None}
-    exact_subject = params.exact_subject
     disposition = str(params.final_disposition) if params.final_disposition is not None else None
-    if exact_subject is not None and params.subject is None:
-        update["subject"] = exact_subject
-    if disposition is not None and disposition not in SEARCHABLE_DISPOSITIONS:
-        update["final_disposition"] = None
-    else:
-        disposition = None
-
-    def keep(message: MessageSummary) -> bool:
-        if exact_subject is not None and message.subject != exact_subject:
-            return False
-        return disposition is None or str(message.final_disposition) == disposition
-
-    return params.model_copy(update=update), keep
+    if disposition is None or disposition in SEARCHABLE_DISPOSITIONS:
+        return params.model_copy(update={"submissions": None}), lambda _: True
+    searchable = params.model_copy(update={"submissions": None, "final_disposition": None})
+    return searchable, lambda message: str(message.final_disposition) == disposition
 
 
 class JobService:
