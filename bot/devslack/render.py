@@ -117,8 +117,16 @@ def _rich_text(elements: Any) -> str:
     return "".join(parts)
 
 
+def _label_value(text: str) -> str:
+    """Turn a field written as `*Label*` over its value into one line: `Label: value`."""
+    head, newline, rest = text.partition("\n")
+    if newline and head.startswith("*") and head.endswith("*") and len(head) > 2 and "\n" not in rest:
+        return f"{head[1:-1]}: {rest}"
+    return text
+
+
 def _fields(fields: list[Any]) -> list[str]:
-    texts = [_text(f) for f in fields]
+    texts = [_label_value(_text(f)) for f in fields]
     lines: list[str] = []
     for i in range(0, len(texts), 2):
         pair = texts[i : i + 2]
