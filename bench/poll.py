@@ -55,7 +55,10 @@ def simulator() -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.simulator", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable, "-m", "bot.simulator", "--host", "127.0.0.1", "--port", str(port),
+            "--token", TOKEN, "--job-seconds", "3600",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -99,8 +102,7 @@ async def _seed(control: httpx.AsyncClient, count: int) -> list[str]:
         )
         response.raise_for_status()
         body: Any = response.json()
-        jobs = body.get("jobs") or body.get("job_ids") or body.get("result") or []
-        ids.extend(job if isinstance(job, str) else job["job_id"] for job in jobs)
+        ids.extend(body["job_ids"])
     return ids
 
 
@@ -119,7 +121,6 @@ async def run(count: int, cycles: int, finish: float, base: str) -> list[dict[st
         httpx.AsyncClient(base_url=base, timeout=60) as control,
         httpx.AsyncClient(timeout=60) as http,
     ):
-        await control.post("/__sim/reset")
         ids = await _seed(control, count)
         client = CloudflareClient(
             http,

@@ -39,6 +39,12 @@ from handlers._common import Services, error_message
 log = logging.getLogger("sweep.app")
 
 CLOUDFLARE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+CLOUDFLARE_CONNECT_TIMEOUT = 5.0
+
+
+def cloudflare_timeout(seconds: float) -> httpx.Timeout:
+    """Return the Cloudflare client's timeout: `seconds` per answer, connecting in at most 5 s."""
+    return httpx.Timeout(seconds, connect=min(seconds, CLOUDFLARE_CONNECT_TIMEOUT))
 
 
 def create_app(*, client: AsyncWebClient, signing_secret: str | None, services: Services) -> AsyncApp:
@@ -98,7 +104,7 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> AsyncIterator[Runtime]:
     """Open the store and clients, recover unfinished creates, and yield the wired runtime."""
-    async with httpx.AsyncClient(timeout=CLOUDFLARE_TIMEOUT) as http:
+    async with httpx.AsyncClient(timeout=cloudflare_timeout(settings.sweep_cloudflare_timeout)) as http:
         client = CloudflareClient.from_settings(http, cloudflare)
         async with SqliteStore.open(settings.sweep_database) as store:
             web_client = slack_web_client(settings)

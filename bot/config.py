@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     slack_api_url: str = DEFAULT_SLACK_API_URL
     sweep_database: Path = Path("sweep.db")
     sweep_poll_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Seconds to wait for one Cloudflare answer (connect, read, write); each retry waits again.
+    sweep_cloudflare_timeout: float = Field(default=10.0, gt=0, le=300)
     sweep_operators: str = Field(min_length=1)
     sweep_channels: str | None = None
 

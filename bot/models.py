@@ -54,24 +54,6 @@ class TrackedJob(BaseModel):
         """Return how many discovered messages are no longer pending."""
         return max(self.total_messages_discovered - self.messages_pending, 0)
 
-    def with_cloudflare_state(self, job: BulkJob, *, now: datetime) -> TrackedJob:
-        """Return a copy carrying Cloudflare's latest view of the job."""
-        return self.model_copy(
-            update={
-                "status": str(job.status),
-                "total_messages_discovered": job.total_messages_discovered,
-                "messages_pending": job.messages_pending,
-                "messages_successful": job.messages_successful,
-                "messages_failed": job.messages_failed,
-                "messages_cancelled": job.messages_cancelled,
-                "messages_skipped": job.messages_skipped,
-                "status_message": job.status_message,
-                "started_at": job.started_at,
-                "completed_at": job.completed_at,
-                "updated_at": now,
-            }
-        )
-
     @classmethod
     def from_job(
         cls,
