@@ -152,7 +152,14 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float:
 def _classify(error: SlackApiError) -> SlackError:
     response = error.response
     status = int(getattr(response, "status_code", 200) or 200)
-    code = str(response.get("error") or f"http_{status}") if response is not None else "unknown_error"
+    # A 5xx from Slack or a proxy often has a plain-text body: then `data` is a str, not a dict.
+    data = getattr(response, "data", None)
+    if response is None:
+        code = "unknown_error"
+    elif isinstance(data, Mapping) and data.get("error"):
+        code = str(data["error"])
+    else:
+        code = f"http_{status}"
     if status == 429 or code == "ratelimited":
         return SlackRateLimitedError(code, retry_after=_retry_after(getattr(response, "headers", None)))
     if status >= 500 or code in TRANSIENT_CODES:
