@@ -82,7 +82,13 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def sweep_stack(*, poll_seconds: float = 10.0, job_seconds: float = 30.0) -> AsyncIterator[Stack]:
+async def sweep_stack(
+    *,
+    poll_seconds: float = 10.0,
+    job_seconds: float = 30.0,
+    log_level: str = "WARNING",
+    profile_to: str | None = None,
+) -> AsyncIterator[Stack]:
     """Start everything Sweep needs, on loopback, and Sweep itself in HTTP mode."""
     workdir = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     config = SimulatorConfig(token=CF_TOKEN, job_seconds=job_seconds, seed=3)
@@ -102,9 +108,23 @@ async def sweep_stack(*, poll_seconds: float = 10.0, job_seconds: float = 30.0) 
             SWEEP_DATABASE=str(workdir / "sweep.db"),
             SWEEP_POLL_SECONDS=str(poll_seconds),
             SWEEP_OPERATORS=OPERATOR,
-            SWEEP_LOG_LEVEL="WARNING",
+            SWEEP_LOG_LEVEL=log_level,
         )
-        args = [sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", str(port)]
+        # SWEEP_BENCH_PROFILE=<file>: run the bot under cProfile (written when it exits on SIGTERM).
+        profile_to = profile_to or os.environ.get("SWEEP_BENCH_PROFILE")
+        profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
+        args = [
+            sys.executable,
+            *profiler,
+            "-m",
+            "bot",
+            "serve",
+            "--http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         async with process(args, env, f"http://127.0.0.1:{port}/healthz") as bot:
             yield Stack(sim=sim, slack=slack, events_url=f"http://127.0.0.1:{port}/slack/events", bot=bot)
 

@@ -5,28 +5,51 @@ submission — at 1, 10 and 50 concurrent requests to `sweep-bot serve --http`, 
 to a bare Bolt AsyncApp, and prints p50/p99 latency, throughput and Sweep/bare ratios.
 
     python bench/ack.py [--requests 200] [--concurrency 1 10 50]
+
+Fairness: every request body is built up front in this process (trigger ids and response URLs
+registered with the local Slack, one freshly opened modal per submission), then a separate
+load-generator process (this script with `--fire`) signs each body at send time, posts it and
+times it. The load generator therefore never shares an event loop with the local Slack and the
+simulator, which serve Sweep's after-ack work (response_url posts, views.update, Cloudflare
+calls): only the servers under test differ. Each cell starts with the same warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._stack import CHANNEL, OPERATOR, SECRET, free_port, percentile, process, sweep_stack  # noqa: E402
+from bench._stack import (  # noqa: E402
+    CHANNEL,
+    OPERATOR,
+    ROOT,
+    SECRET,
+    free_port,
+    percentile,
+    process,
+    sweep_stack,
+)
 from blocks.create_modal import build_create_modal  # noqa: E402
-from bot.devslack.driver import DriverResponse, SlackDriver  # noqa: E402
+from bot.devslack.driver import FORM, USER_AGENT, DriverResponse, SlackDriver, sign  # noqa: E402
 from bot.devslack.modal import fill  # noqa: E402
+from bot.devslack.server import RunningFakeSlack  # noqa: E402
 from bot.ids import ActionId, BlockId  # noqa: E402
 from bot.payloads import CancelButtonValue, ModalMetadata, encode  # noqa: E402
 
+WARMUP = 10
 Request = Callable[[SlackDriver], Awaitable[DriverResponse]]
 JOB_ID = "00000000-0000-4000-8000-000000000001"
 
@@ -56,34 +79,93 @@ def scenarios() -> dict[str, Request]:
         "/sweep help": lambda d: d.slash("help"),
         "/sweep list": lambda d: d.slash("list"),
         "button click": lambda d: d.block_action(ActionId.CANCEL_JOB, message_blocks=card),
-        "modal submit": lambda d: d.view_submission(view, state),
+        "modal submit": lambda d: d.view_submission(_open_modal(d, view), state),
     }
 
 
-async def measure(driver: SlackDriver, request: Request, *, total: int, concurrency: int) -> dict[str, float]:
-    """Send `total` requests, `concurrency` at a time; return latency percentiles and throughput."""
+def _open_modal(driver: SlackDriver, view: dict[str, Any]) -> dict[str, Any]:
+    """Open the create form in the local Slack (as views.open would) so the bot's views.update lands."""
+    payload = {k: v for k, v in view.items() if k not in {"id", "hash"}}
+    return dict(driver.fake.push_view(payload, user_id=OPERATOR).view)
+
+
+async def build_bodies(url: str, slack: RunningFakeSlack, request: Request, count: int) -> list[str]:
+    """Return `count` request bodies of one kind, built exactly as the driver sends them (not sent)."""
+    captured: list[str] = []
+
+    def capture(http_request: httpx.Request) -> httpx.Response:
+        captured.append(http_request.content.decode())
+        return httpx.Response(200, text="")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(capture)) as http:
+        driver = SlackDriver(
+            url, SECRET, slack, user_id=OPERATOR, channel_id=CHANNEL, apply_slack_side=False, client=http
+        )
+        for _ in range(count):
+            await request(driver)
+    assert len(captured) == count  # noqa: S101 - one POST per request
+    return captured
+
+
+async def fire(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
+    """Post `bodies` (signed now) `concurrency` at a time; return latencies, statuses and wall time."""
     latencies: list[float] = []
-    failures = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(total):
-        queue.put_nowait(index)
+    statuses: list[int] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
 
-    async def worker() -> None:
-        nonlocal failures
-        while not queue.empty():
-            queue.get_nowait()
-            response = await request(driver)
-            latencies.append(response.elapsed)
-            failures += response.status != 200
+        async def worker() -> None:
+            while not queue.empty():
+                data = queue.get_nowait().encode()
+                headers = {
+                    "Content-Type": FORM,
+                    "User-Agent": USER_AGENT,
+                    **sign(SECRET, data, int(time.time())),
+                }
+                started = time.perf_counter()
+                response = await http.post(url, content=data, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                statuses.append(response.status_code)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"latencies": latencies, "statuses": statuses, "wall": wall}
+
+
+async def _fire_cell(url: str, warmup: list[str], bodies: list[str], concurrency: int) -> dict[str, Any]:
+    await fire(url, warmup, min(concurrency, 2))
+    return await fire(url, bodies, concurrency)
+
+
+def _run_load_generator(cell: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell in a separate load-generator process; return its figures."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+        json.dump(cell, spec)
+    try:
+        done = subprocess.run(  # noqa: S603 - our own script
+            [sys.executable, __file__, "--fire", spec.name],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
+    finally:
+        os.unlink(spec.name)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _figures(result: dict[str, Any], total: int) -> dict[str, float]:
+    latencies = result["latencies"]
     return {
         "p50": percentile(latencies, 0.5) * 1000,
         "p99": percentile(latencies, 0.99) * 1000,
-        "rps": total / wall,
-        "failures": float(failures),
+        "rps": total / result["wall"],
+        "failures": float(sum(status != 200 for status in result["statuses"])),
     }
 
 
@@ -95,16 +177,20 @@ async def main(requests: int, levels: list[int]) -> None:
         bare_args = [sys.executable, "bench/bare_app.py", str(bare_port), SECRET, stack.slack.api_url]
         async with process(bare_args, dict(os.environ), f"http://127.0.0.1:{bare_port}/slack/events"):
             targets = {"sweep": stack.events_url, "bare": f"http://127.0.0.1:{bare_port}/slack/events"}
-            for target, url in targets.items():
-                async with SlackDriver(
-                    url, SECRET, stack.slack, user_id=OPERATOR, channel_id=CHANNEL, apply_slack_side=False
-                ) as driver:
-                    for name, request in scenarios().items():
-                        await measure(driver, request, total=10, concurrency=2)  # warm-up
-                        for level in levels:
-                            results[(target, name, level)] = await measure(
-                                driver, request, total=requests, concurrency=level
-                            )
+            for name, request in scenarios().items():
+                for level in levels:
+                    for target, url in targets.items():  # interleaved: both see the same conditions
+                        bodies = await build_bodies(url, stack.slack, request, WARMUP + requests)
+                        cell = {
+                            "url": url,
+                            "warmup": bodies[:WARMUP],
+                            "bodies": bodies[WARMUP:],
+                            "level": level,
+                        }
+                        # The local Slack and simulator keep serving Sweep while the generator runs.
+                        result = await asyncio.to_thread(_run_load_generator, cell)
+                        results[(target, name, level)] = _figures(result, requests)
+                        await asyncio.sleep(0.5)  # let after-ack work of the last requests finish
     print(f"Ack latency, {requests} signed requests per cell (ms; rps = requests per second)")
     header = f"{'request':<14}{'conc':>5} | {'sweep p50':>9} {'p99':>7} {'rps':>6} | "
     header += f"{'bare p50':>8} {'p99':>7} {'rps':>6} | {'p99 ratio':>9}"
@@ -125,9 +211,16 @@ def _args(argv: list[str] | None = None) -> Any:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--fire", help=argparse.SUPPRESS)  # internal: run one cell's load generator
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = _args()
-    asyncio.run(main(arguments.requests, arguments.concurrency))
+    if arguments.fire:
+        with open(arguments.fire) as spec_file:
+            spec = json.load(spec_file)
+        figures = asyncio.run(_fire_cell(spec["url"], spec["warmup"], spec["bodies"], spec["level"]))
+        print(json.dumps(figures))
+    else:
+        asyncio.run(main(arguments.requests, arguments.concurrency))

@@ -6,6 +6,7 @@ Run: python bench/bare_app.py PORT SIGNING_SECRET SLACK_API_URL
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Any
 
@@ -21,9 +22,10 @@ def build_bare_app(signing_secret: str, api_url: str) -> AsyncApp:
     async def ack_only(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
 
+    anything = re.compile(".*")
     app.command("/sweep")(ack_only)
-    app.action({"type": "block_actions"})(ack_only)
-    app.view({"type": "view_submission"})(ack_only)
+    app.action(anything)(ack_only)  # every action_id of a block_actions payload
+    app.view(anything)(ack_only)  # every callback_id of a view_submission
     return app
 
 

@@ -56,8 +56,17 @@ def simulator() -> Iterator[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "bot.simulator", "--host", "127.0.0.1", "--port", str(port),
-            "--token", TOKEN, "--job-seconds", "3600",
+            sys.executable,
+            "-m",
+            "bot.simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token",
+            TOKEN,
+            "--job-seconds",
+            "3600",
         ],
         cwd=ROOT,
         env=env,

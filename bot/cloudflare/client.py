@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from bot.cloudflare import errors
 from bot.cloudflare.models import (
@@ -137,6 +137,20 @@ class _CallState:
     ambiguous_failures: int = 0
 
 
+class _JobListBody(BaseModel):
+    """A bulk-job list answer parsed straight from its JSON bytes: the hot path of every tracker cycle.
+
+    Anything this does not accept (a failure envelope, an odd item) goes through the general
+    `_unwrap`, which raises exactly the error it always did.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    success: Any = None
+    result: list[BulkJob] | None = None
+    result_info: Any = None
+
+
 @dataclass
 class _Envelope:
     """A successful, unwrapped v4 answer."""
@@ -145,6 +159,7 @@ class _Envelope:
     result: Any
     result_info: ResultInfo
     headers: httpx.Headers = field(repr=False)
+    parsed: bool = False  # `result` already holds validated models
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -236,6 +251,12 @@ class CloudflareClient:
         self._account_id = account_id
         self._credentials = credentials
         self._base_url = httpx.URL(base_url.rstrip("/") + "/")
+        self._base = str(self._base_url)
+        self._request_headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **credentials.headers(),
+        }
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self.api_calls = 0
@@ -331,10 +352,9 @@ class CloudflareClient:
             params["status"] = str(status)
         if action_type is not None:
             params["action_type"] = str(action_type)
-        envelope = await self._call("GET", self._bulk_path(), params=params)
-        return Page[BulkJob](
-            items=self._models(BulkJob, envelope.result, "job"), result_info=envelope.result_info
-        )
+        envelope = await self._call("GET", self._bulk_path(), params=params, job_list=True)
+        items = envelope.result if envelope.parsed else self._models(BulkJob, envelope.result, "job")
+        return Page[BulkJob](items=items, result_info=envelope.result_info)
 
     async def iter_jobs(
         self, *, status: str | None = None, action_type: str | None = None, per_page: int = 1000
@@ -546,7 +566,9 @@ class CloudflareClient:
         return self._account_path("email-security/investigate/bulk")
 
     def _url(self, path: str) -> httpx.URL:
-        return self._base_url.join(path)
+        # Concatenation parses once; URL.join parses twice plus urljoin (~0.4 ms a call). httpx.URL
+        # removes dot segments itself, so for our relative paths the result is the same URL.
+        return httpx.URL(self._base + path)
 
     @staticmethod
     def _stamp(comment: str | None, tag: str) -> str:
@@ -561,7 +583,7 @@ class CloudflareClient:
         return stamped
 
     def _headers(self) -> dict[str, str]:
-        return {"Accept": "application/json", "User-Agent": USER_AGENT, **self._credentials.headers()}
+        return self._request_headers
 
     @staticmethod
     def _nothing_sent(exc: errors.CloudflareError) -> bool:
@@ -595,9 +617,13 @@ class CloudflareClient:
         logger.debug("%s -> %d (attempt %d)", what, response.status_code, attempt)
         return response
 
-    def _unwrap(self, response: httpx.Response, what: str) -> _Envelope:
+    def _unwrap(self, response: httpx.Response, what: str, *, job_list: bool = False) -> _Envelope:
         """Check the status and the v4 envelope; return the result or raise the matching error."""
         status = response.status_code
+        if job_list and 200 <= status < 300:
+            fast = self._unwrap_job_list(response, status)
+            if fast is not None:
+                return fast
         try:
             body = response.json()
         except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
@@ -615,13 +641,30 @@ class CloudflareClient:
                 status=status,
                 errors=_error_details(body),
             )
-        info = body.get("result_info")
-        try:
-            result_info = ResultInfo.model_validate(info) if isinstance(info, dict) else ResultInfo()
-        except ValidationError:
-            result_info = ResultInfo()
         return _Envelope(
-            status=status, result=body.get("result"), result_info=result_info, headers=response.headers
+            status=status,
+            result=body.get("result"),
+            result_info=_result_info(body.get("result_info")),
+            headers=response.headers,
+        )
+
+    def _unwrap_job_list(self, response: httpx.Response, status: int) -> _Envelope | None:
+        """Validate a successful job list from the raw bytes in one pass; None to take the general path.
+
+        json.loads followed by 1,000 model_validate calls costs about twice as much per page.
+        """
+        try:
+            body = _JobListBody.model_validate_json(response.content)
+        except ValidationError:
+            return None
+        if body.success is not True:
+            return None
+        return _Envelope(
+            status=status,
+            result=body.result or [],
+            result_info=_result_info(body.result_info),
+            headers=response.headers,
+            parsed=True,
         )
 
     def _rate_limit_delay(self, exc: errors.RateLimitedError, attempt: int) -> float:
@@ -648,6 +691,7 @@ class CloudflareClient:
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
         state: _CallState | None = None,
+        job_list: bool = False,
     ) -> _Envelope:
         """Send a retry-safe request: retry 429 (honouring Retry-After), 5xx and transport failures."""
         state = state or _CallState()
@@ -658,7 +702,7 @@ class CloudflareClient:
             attempt = state.attempts
             try:
                 response = await self._send(method, url, params=params, json=json, attempt=attempt)
-                return self._unwrap(response, what)
+                return self._unwrap(response, what, job_list=job_list)
             except errors.RateLimitedError as exc:
                 await self._sleep(self._rate_limit_delay(exc, attempt))
             except (errors.ServerError, errors.TransportError) as exc:
@@ -687,6 +731,13 @@ class CloudflareClient:
         if not isinstance(data, list):
             raise errors.ResponseFormatError(f"expected a list of {kind}s in Cloudflare's answer")
         return [self._model(model, item, kind) for item in data]
+
+
+def _result_info(info: Any) -> ResultInfo:
+    try:
+        return ResultInfo.model_validate(info) if isinstance(info, dict) else ResultInfo()
+    except ValidationError:
+        return ResultInfo()
 
 
 def _summary(exc: ValidationError) -> str:
