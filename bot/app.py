@@ -9,20 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 import httpx
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cloudflare.client import CloudflareClient
@@ -38,7 +41,6 @@ from handlers._common import Services, error_message
 
 log = logging.getLogger("sweep.app")
 
-CLOUDFLARE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 CLOUDFLARE_CONNECT_TIMEOUT = 5.0
 
 
@@ -47,13 +49,58 @@ def cloudflare_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(seconds, CLOUDFLARE_CONNECT_TIMEOUT))
 
 
-def create_app(*, client: AsyncWebClient, signing_secret: str | None, services: Services) -> AsyncApp:
+class SharedSessionRespond(AsyncRespond):
+    """Bolt's `respond`, sending through one shared aiohttp session instead of a new one per reply."""
+
+    def __init__(self, *, response_url: str, session: aiohttp.ClientSession) -> None:
+        super().__init__(response_url=response_url)
+        self._session = session
+
+    async def __call__(  # type: ignore[override]
+        self,
+        text: str = "",
+        blocks: Sequence[dict[str, Any]] | None = None,
+        response_type: str | None = None,
+        replace_original: bool | None = None,
+        delete_original: bool | None = None,
+        **extra: Any,
+    ) -> WebhookResponse:
+        """Post a message to the request's response_url."""
+        message: dict[str, Any] = {"text": text, **{k: v for k, v in extra.items() if v is not None}}
+        optional = {
+            "blocks": blocks,
+            "response_type": response_type,
+            "replace_original": replace_original,
+            "delete_original": delete_original,
+        }
+        message.update({k: v for k, v in optional.items() if v is not None})
+        client = AsyncWebhookClient(url=str(self.response_url), session=self._session)
+        return await client.send_dict(message)
+
+
+def create_app(
+    *,
+    client: AsyncWebClient,
+    signing_secret: str | None,
+    services: Services,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncApp:
     """Return the Bolt app with every listener and the one error handler registered."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "socket-mode-does-not-sign",
         request_verification_enabled=signing_secret is not None,
     )
+    if session is not None:
+        shared = session
+
+        async def share_http_session(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+            # A new aiohttp session per reply costs a TCP (and TLS) handshake every time.
+            if context.response_url:
+                context["respond"] = SharedSessionRespond(response_url=context.response_url, session=shared)
+            await next()
+
+        app.use(share_http_session)
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)
@@ -81,10 +128,10 @@ def create_app(*, client: AsyncWebClient, signing_secret: str | None, services: 
     return app
 
 
-def slack_web_client(settings: Settings) -> AsyncWebClient:
-    """Return the Slack Web API client, retrying 429s after Retry-After."""
+def slack_web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """Return the Slack Web API client (on a shared session), retrying 429s after Retry-After."""
     client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=session
     )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return client
@@ -106,8 +153,8 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
     """Open the store and clients, recover unfinished creates, and yield the wired runtime."""
     async with httpx.AsyncClient(timeout=cloudflare_timeout(settings.sweep_cloudflare_timeout)) as http:
         client = CloudflareClient.from_settings(http, cloudflare)
-        async with SqliteStore.open(settings.sweep_database) as store:
-            web_client = slack_web_client(settings)
+        async with SqliteStore.open(settings.sweep_database) as store, aiohttp.ClientSession() as session:
+            web_client = slack_web_client(settings, session)
             notifier = Notifier(store, WebClientSlackPort(web_client))
             tracker = Tracker(store, client, poll_seconds=settings.sweep_poll_seconds, notifier=notifier)
             try:
@@ -133,6 +180,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                     else None
                 ),
                 services=services,
+                session=session,
             )
             yield Runtime(app=app, store=store, tracker=tracker, notifier=notifier, services=services)
 

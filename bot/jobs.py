@@ -84,7 +84,10 @@ class JobService:
     async def preview(self, draft: JobDraft) -> SearchResult:
         """Return how many messages the draft's search matches now, with samples (capped)."""
         search, keep = _preview_search(draft.search_params)
-        result = await self._client.search_messages(search, limit=self.preview_limit)
+        # One page holds the whole preview: fewer round trips than the default page size.
+        result = await self._client.search_messages(
+            search, limit=self.preview_limit, per_page=min(self.preview_limit, 1000)
+        )
         return SearchResult(messages=[m for m in result.messages if keep(m)], capped=result.capped)
 
     async def create(self, draft: JobDraft, *, requester: str, channel_id: str) -> TrackedJob:
