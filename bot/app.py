@@ -42,6 +42,7 @@ from handlers._common import Services, error_message
 log = logging.getLogger("sweep.app")
 
 CLOUDFLARE_CONNECT_TIMEOUT = 5.0
+CLOUDFLARE_CONNECTIONS = 10
 
 
 def cloudflare_timeout(seconds: float) -> httpx.Timeout:
@@ -151,7 +152,13 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> AsyncIterator[Runtime]:
     """Open the store and clients, recover unfinished creates, and yield the wired runtime."""
-    async with httpx.AsyncClient(timeout=cloudflare_timeout(settings.sweep_cloudflare_timeout)) as http:
+    # A modest pool: httpcore checks every pooled connection on each request, so a pool grown to
+    # the default 100 costs more CPU per call than the extra parallelism is worth.
+    limits = httpx.Limits(
+        max_connections=CLOUDFLARE_CONNECTIONS, max_keepalive_connections=CLOUDFLARE_CONNECTIONS
+    )
+    timeout = cloudflare_timeout(settings.sweep_cloudflare_timeout)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
         client = CloudflareClient.from_settings(http, cloudflare)
         async with SqliteStore.open(settings.sweep_database) as store, aiohttp.ClientSession() as session:
             web_client = slack_web_client(settings, session)
