@@ -7,6 +7,7 @@ the bot runs as its own process and is reached only over signed HTTP, exactly as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -161,18 +162,19 @@ def bot_env(
     return env
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """Start the simulator, the fake Slack and the bot once per test module."""
-    workdir = tmp_path_factory.mktemp("e2e")
-    config = SimulatorConfig(token=CF_TOKEN, job_seconds=3.0, seed=11)
+@contextlib.asynccontextmanager
+async def open_stack(
+    workdir: Path, *, job_seconds: float = 3.0, seed: int = 11, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
+    """Start the simulator, the fake Slack and the bot; on exit, check no token reached the bot's log."""
+    config = SimulatorConfig(token=CF_TOKEN, job_seconds=job_seconds, seed=seed)
     async with (
         running_simulator(config, host="127.0.0.1", port=0) as sim,
         running_fake_slack(bot_token=BOT_TOKEN, usergroups={"S0SOC": [GROUP_MEMBER]}) as slack,
     ):
         database = workdir / "sweep.db"
         bot = BotProcess(
-            env=bot_env(sim_url=sim.base_url, slack_url=slack.api_url, database=database),
+            env=bot_env(sim_url=sim.base_url, slack_url=slack.api_url, database=database, extra=extra_env),
             port=free_port(),
             log_path=workdir / "bot.log",
         )
@@ -186,3 +188,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
             bot.stop()
             leaked = [line for line in bot.logs().splitlines() if BOT_TOKEN in line or CF_TOKEN in line]
             assert not leaked, f"a token reached the bot's log: {leaked[:3]}"
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """Start the simulator, the fake Slack and the bot once per test module."""
+    async with open_stack(tmp_path_factory.mktemp("e2e")) as opened:
+        yield opened

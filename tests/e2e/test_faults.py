@@ -22,22 +22,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.devslack.driver import SlackDriver
-from bot.devslack.server import running_fake_slack
 from bot.ids import ActionId
-from bot.simulator.app import SimulatorConfig, running_simulator
 from tests.e2e.conftest import (
     ACCOUNT_ID,
-    BOT_TOKEN,
     CF_TOKEN,
     CHANNEL,
-    GROUP_MEMBER,
     OPERATOR,
-    SIGNING_SECRET,
-    BotProcess,
     Stack,
-    bot_env,
-    free_port,
+    open_stack,
     wait_until,
 )
 
@@ -52,30 +44,11 @@ ACK_DEADLINE = 3.0
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """Like conftest's stack, but jobs run in 2 s and Cloudflare answers time out after 1 s."""
-    workdir = tmp_path_factory.mktemp("e2e-faults")
-    config = SimulatorConfig(token=CF_TOKEN, job_seconds=2.0, seed=23)
-    async with (
-        running_simulator(config, host="127.0.0.1", port=0) as sim,
-        running_fake_slack(bot_token=BOT_TOKEN, usergroups={"S0SOC": [GROUP_MEMBER]}) as slack,
-    ):
-        database = workdir / "sweep.db"
-        env = bot_env(
-            sim_url=sim.base_url,
-            slack_url=slack.api_url,
-            database=database,
-            extra={"SWEEP_CLOUDFLARE_TIMEOUT": str(CLOUDFLARE_TIMEOUT)},
-        )
-        bot = BotProcess(env=env, port=free_port(), log_path=workdir / "bot.log")
-        await bot.start()
-        try:
-            async with SlackDriver(
-                bot.events_url, SIGNING_SECRET, slack.state, user_id=OPERATOR, channel_id=CHANNEL
-            ) as driver:
-                yield Stack(sim=sim, slack=slack, bot=bot, driver=driver, database=database)
-        finally:
-            bot.stop()
-            leaked = [line for line in bot.logs().splitlines() if BOT_TOKEN in line or CF_TOKEN in line]
-            assert not leaked, f"a token reached the bot's log: {leaked[:3]}"
+    extra = {"SWEEP_CLOUDFLARE_TIMEOUT": str(CLOUDFLARE_TIMEOUT)}
+    async with open_stack(
+        tmp_path_factory.mktemp("e2e-faults"), job_seconds=2.0, seed=23, extra_env=extra
+    ) as opened:
+        yield opened
 
 
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)
