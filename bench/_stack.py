@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,6 +89,7 @@ async def sweep_stack(
     job_seconds: float = 30.0,
     log_level: str = "WARNING",
     profile_to: str | None = None,
+    pin: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start everything Sweep needs, on loopback, and Sweep itself in HTTP mode."""
     workdir = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
@@ -114,6 +116,7 @@ async def sweep_stack(
         profile_to = profile_to or os.environ.get("SWEEP_BENCH_PROFILE")
         profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
         args = [
+            *pinned_to_server_cpu(pin),
             sys.executable,
             *profiler,
             "-m",
@@ -127,6 +130,20 @@ async def sweep_stack(
         ]
         async with process(args, env, f"http://127.0.0.1:{port}/healthz") as bot:
             yield Stack(sim=sim, slack=slack, events_url=f"http://127.0.0.1:{port}/slack/events", bot=bot)
+
+
+def pinned_to_server_cpu(pin: bool) -> list[str]:
+    """Return a command prefix running a server on the last CPU alone (and keep this process off it).
+
+    On a small machine the load generator, the simulator and the local Slack otherwise compete with
+    the server under test for the same cores, and the downstream work Sweep causes (which a bare app
+    does not) shows up as Sweep's ack latency.
+    """
+    cpus = os.cpu_count() or 1
+    if not pin or cpus < 2 or shutil.which("taskset") is None:
+        return []
+    os.sched_setaffinity(0, set(range(cpus - 1)))
+    return ["taskset", "-c", str(cpus - 1)]
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -40,6 +40,7 @@ from bench._stack import (  # noqa: E402
     SECRET,
     free_port,
     percentile,
+    pinned_to_server_cpu,
     process,
     sweep_stack,
 )
@@ -173,12 +174,19 @@ def _figures(result: dict[str, Any], total: int) -> dict[str, float]:
     }
 
 
-async def main(requests: int, levels: list[int], only: list[str] | None = None) -> None:
+async def main(requests: int, levels: list[int], only: list[str] | None = None, pin: bool = False) -> None:
     """Run the benchmark and print the table."""
     results: dict[tuple[str, str, int], dict[str, float]] = {}
-    async with sweep_stack() as stack:
+    async with sweep_stack(pin=pin) as stack:
         bare_port = free_port()
-        bare_args = [sys.executable, "bench/bare_app.py", str(bare_port), SECRET, stack.slack.api_url]
+        bare_args = [
+            *pinned_to_server_cpu(pin),
+            sys.executable,
+            "bench/bare_app.py",
+            str(bare_port),
+            SECRET,
+            stack.slack.api_url,
+        ]
         async with process(bare_args, dict(os.environ), f"http://127.0.0.1:{bare_port}/slack/events"):
             targets = {"sweep": stack.events_url, "bare": f"http://127.0.0.1:{bare_port}/slack/events"}
             chosen = {k: v for k, v in scenarios().items() if not only or k in only}
@@ -218,6 +226,9 @@ def _args(argv: list[str] | None = None) -> Any:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument(
+        "--pin", action="store_true", help="run the server under test alone on the last CPU (taskset)"
+    )
     parser.add_argument("--only", nargs="+", help='measure only these requests, e.g. --only "/sweep list"')
     parser.add_argument("--fire", help=argparse.SUPPRESS)  # internal: run one cell's load generator
     return parser.parse_args(argv)
@@ -231,4 +242,4 @@ if __name__ == "__main__":
         figures = asyncio.run(_fire_cell(spec["url"], spec["warmup"], spec["bodies"], spec["level"]))
         print(json.dumps(figures))
     else:
-        asyncio.run(main(arguments.requests, arguments.concurrency, arguments.only))
+        asyncio.run(main(arguments.requests, arguments.concurrency, arguments.only, arguments.pin))
