@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 
 class ActionType(StrEnum):
@@ -105,7 +105,24 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-IsoTimestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+def to_utc(value: datetime) -> datetime:
+    """Return the instant in UTC (naive = UTC), clamped at the calendar's ends instead of overflowing.
+
+    `0001-01-01T00:00:00+05:00` is valid RFC 3339 but has no UTC equivalent in Python's range.
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+
+# Every timestamp Sweep holds is in UTC, normalised once at parse time.
+UtcDateTime = Annotated[datetime, AfterValidator(to_utc)]
+IsoTimestamp = Annotated[
+    datetime, AfterValidator(to_utc), PlainSerializer(format_timestamp, return_type=str, when_used="json")
+]
 
 
 class _Response(BaseModel):
@@ -195,9 +212,9 @@ class BulkJob(_Response):
     messages_cancelled: int | None = None
     messages_skipped: int | None = None
     comment: str | None = None
-    created_at: datetime
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None = None
+    completed_at: UtcDateTime | None = None
     status_message: str | None = None
 
     @property
@@ -261,9 +278,9 @@ class JobMessage(_Response):
     status: TolerantStatus
     status_message: str | None = None
     retry_count: int = 0
-    retry_after: datetime | None = None
-    created_at: datetime | None = None
-    processed_at: datetime | None = None
+    retry_after: UtcDateTime | None = None
+    created_at: UtcDateTime | None = None
+    processed_at: UtcDateTime | None = None
 
 
 class MessageSummary(_Response):
@@ -279,8 +296,8 @@ class MessageSummary(_Response):
     to: list[str] | None = None
     client_recipients: list[str] = Field(default_factory=list)
     subject: str | None = None
-    sent_at: datetime | None = None
-    scanned_at: datetime | None = None
+    sent_at: UtcDateTime | None = None
+    scanned_at: UtcDateTime | None = None
     final_disposition: TolerantDisposition | None = None
     delivery_status: list[TolerantDelivery] | None = None
     is_quarantined: bool = False

@@ -135,10 +135,11 @@ json_values = st.recursive(
 def rfc3339(draw: st.DrawFn) -> str:
     """Return an RFC 3339 date-time: any year, `Z` or an offset, with or without fractional seconds.
 
-    1 January of year 1 and 31 December 9999 are left out: there an offset moves the UTC equivalent
-    outside Python's calendar, which Sweep does not handle (`astimezone` raises OverflowError).
+    The calendar's first and last days are included: there an offset moves the UTC equivalent
+    outside Python's range, which the models clamp.
     """
-    moment = draw(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))
+    edge = st.sampled_from([datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59)])
+    moment = draw(st.one_of(edge, st.datetimes()))
     text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
     if draw(st.booleans()):
         text += "." + str(draw(st.integers(0, 999_999))).zfill(draw(st.integers(1, 6)))[:6]
