@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -93,10 +94,21 @@ async def _serve(*, socket_mode: bool | None, host: str, port: int) -> int:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+            await _check_app_token(app_token, settings.slack_api_url)
             handler = AsyncSocketModeHandler(runtime.app, app_token)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("Sweep is running in Socket Mode")
-            await stop.wait()
+            # connect_async() retries forever (e.g. a revoked app token, Slack unreachable), so a
+            # SIGTERM meanwhile must cancel it rather than wait for a connection that never comes.
+            connecting = asyncio.ensure_future(handler.connect_async())  # type: ignore[no-untyped-call]
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if connecting.done():
+                connecting.result()
+                log.info("Sweep is running in Socket Mode")
+                await stopping
+            else:
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
             await handler.close_async()  # type: ignore[no-untyped-call]
         else:
             runner = web.AppRunner(http_application(runtime), access_log=None)
@@ -108,6 +120,30 @@ async def _serve(*, socket_mode: bool | None, host: str, port: int) -> int:
             await runner.cleanup()
     log.info("Sweep stopped")
     return 0
+
+
+async def _check_app_token(app_token: str, api_url: str) -> None:
+    """Fail at start, with one line, when Slack refuses the app token (it would otherwise retry forever)."""
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    try:
+        await AsyncWebClient(base_url=api_url).apps_connections_open(app_token=app_token)
+    except SlackApiError as error:
+        code = error.response.get("error") if isinstance(error.response.data, dict) else None
+        if code in {
+            "invalid_auth",
+            "not_authed",
+            "not_allowed_token_type",
+            "account_inactive",
+            "token_revoked",
+        }:
+            raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({code})") from None
+        log.warning("could not check the app token yet (%s); connecting anyway", code or "error")
+    except Exception as error:  # noqa: BLE001 - Slack unreachable: the handler keeps retrying
+        log.warning(
+            "could not reach Slack to check the app token (%s); connecting anyway", type(error).__name__
+        )
 
 
 if __name__ == "__main__":

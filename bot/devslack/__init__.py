@@ -6,6 +6,7 @@ Used by the end-to-end tests, the offline demo (`sweep-bot demo`) and the benchm
 from bot.devslack.driver import DriverResponse, SlackDriver, bolt_ack_body, sign
 from bot.devslack.render import render_message, render_view
 from bot.devslack.server import RunningFakeSlack, create_fake_slack_app, running_fake_slack, wait_for
+from bot.devslack.socket_mode import FakeSocketMode
 from bot.devslack.state import Ephemeral, Event, FakeSlack, Fault, Message, RecordedCall, Response, View
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "Ephemeral",
     "Event",
     "FakeSlack",
+    "FakeSocketMode",
     "Fault",
     "Message",
     "RecordedCall",

@@ -4,6 +4,7 @@ Routes:
 - `GET|POST /api/<method>` — the Web API (form, JSON or query parameters; `Authorization: Bearer …`
   or a `token` parameter); always HTTP 200 with `{"ok": …}` unless a fault says otherwise.
 - `POST /response/<source>/<team>/<token>` — response URLs handed out by `new_response_url()`.
+- `POST /api/apps.connections.open` and `GET /socket/<ticket>` — Socket Mode (see `socket_mode.py`).
 - `GET /__fake/calls`, `GET /__fake/messages`, `POST|DELETE /__fake/faults` — inspection and fault
   injection for other processes (the demo, benchmarks).
 """
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.devslack.socket_mode import FakeSocketMode
 from bot.devslack.state import (
     ApiAnswer,
     Ephemeral,
@@ -35,6 +37,7 @@ from bot.devslack.state import (
 __all__ = ["FAKE_SLACK_KEY", "RunningFakeSlack", "create_fake_slack_app", "running_fake_slack", "wait_for"]
 
 FAKE_SLACK_KEY = web.AppKey("fake_slack", FakeSlack)
+FAKE_SOCKET_KEY = web.AppKey("fake_socket_mode", FakeSocketMode)
 
 
 async def _read_params(
@@ -74,10 +77,12 @@ def _answer(answer: ApiAnswer) -> web.Response:
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def create_fake_slack_app(state: FakeSlack) -> web.Application:
-    """Return the aiohttp application serving `state` as Slack's Web API."""
+def create_fake_slack_app(state: FakeSlack, *, socket: FakeSocketMode | None = None) -> web.Application:
+    """Return the aiohttp application serving `state` as Slack's Web API (and Socket Mode)."""
+    socket = socket or FakeSocketMode(state)
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[FAKE_SLACK_KEY] = state
+    app[FAKE_SOCKET_KEY] = socket
 
     async def api(request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -86,6 +91,8 @@ def create_fake_slack_app(state: FakeSlack) -> web.Application:
         except ValueError:
             return web.json_response({"ok": False, "error": "invalid_json"})
         token = _token(request, params)
+        if method == "apps.connections.open":
+            return _answer(socket.open_connection(token, params, kind))
         answer = state.handle(method, params, token=token, body_kind=kind)
         if answer.delay > 0:
             await asyncio.sleep(answer.delay)
@@ -132,10 +139,16 @@ def create_fake_slack_app(state: FakeSlack) -> web.Application:
 
     app.router.add_route("*", "/api/{method}", api)
     app.router.add_post("/response/{source}/{team}/{token}", response_url)
+    app.router.add_get("/socket/{ticket}", socket.websocket)
     app.router.add_get("/__fake/calls", get_calls)
     app.router.add_get("/__fake/messages", get_messages)
     app.router.add_post("/__fake/faults", post_faults)
     app.router.add_delete("/__fake/faults", delete_faults)
+
+    async def close_sockets(app: web.Application) -> None:
+        await app[FAKE_SOCKET_KEY].close_all()
+
+    app.on_shutdown.append(close_sockets)
     return app
 
 
@@ -153,10 +166,12 @@ def _call_json(call: RecordedCall) -> dict[str, Any]:
 class RunningFakeSlack:
     """A fake Slack listening on a port: `api_url` for the bot, `state` and helpers for the test."""
 
-    def __init__(self, state: FakeSlack, base_url: str) -> None:
+    def __init__(self, state: FakeSlack, base_url: str, socket: FakeSocketMode | None = None) -> None:
         self.state = state
         self.base_url = base_url
         self.api_url = f"{base_url}api/"
+        #: Socket Mode: `await socket.wait_connected()`, `await socket.send_slash(…)`, …
+        self.socket = socket or FakeSocketMode(state)
 
     # Inspection (see FakeSlack for details).
     def calls(self, method: str | None = None) -> list[RecordedCall]:
@@ -251,19 +266,24 @@ async def running_fake_slack(
     usergroups: Mapping[str, Iterable[str]] | None = None,
     missing_channels: Iterable[str] = (),
     state: FakeSlack | None = None,
+    app_token: str | None = None,
     **options: Any,
 ) -> AsyncIterator[RunningFakeSlack]:
-    """Serve a fake Slack on `host:port` (0 = a free port) for the duration of the block."""
+    """Serve a fake Slack on `host:port` (0 = a free port) for the duration of the block.
+
+    Socket Mode accepts only `app_token` when given, else any `xapp-…` token.
+    """
     fake = state or FakeSlack(
         bot_token=bot_token, usergroups=usergroups, missing_channels=missing_channels, **options
     )
-    runner = web.AppRunner(create_fake_slack_app(fake), access_log=None)
+    socket = FakeSocketMode(fake, app_token=app_token)
+    runner = web.AppRunner(create_fake_slack_app(fake, socket=socket), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     try:
         bound_port = int(runner.addresses[0][1])
         fake.base_url = f"http://{host}:{bound_port}/"
-        yield RunningFakeSlack(fake, fake.base_url)
+        yield RunningFakeSlack(fake, fake.base_url, socket)
     finally:
         await runner.cleanup()

@@ -1,0 +1,174 @@
+"""`sweep-bot serve --socket` end to end: the real process connects to the fake Slack's Socket Mode.
+
+The bot asks `apps.connections.open` for a WebSocket URL with its app token, connects, and gets
+slash commands as envelopes; its acks come back over the same socket and its replies through the
+response_url, exactly as with Slack.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.devslack.server import RunningFakeSlack, running_fake_slack
+from bot.simulator.app import SimulatorConfig, running_simulator
+from tests.e2e.conftest import (
+    BOT_TOKEN,
+    CF_TOKEN,
+    CHANNEL,
+    GROUP_MEMBER,
+    OPERATOR,
+    STRANGER,
+    BotProcess,
+    bot_env,
+    wait_until,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+APP_TOKEN = "xapp-1-A0SWEEP-1234567890-e2esocketmodeapptoken"  # noqa: S105 - a test value
+
+
+def everything(body: Any) -> str:
+    """Return a reply's text and blocks as one searchable string."""
+    return str(getattr(body, "text", "") or "") + "\n" + json.dumps(getattr(body, "blocks", []) or [])
+
+
+@dataclass
+class SocketStack:
+    """The simulator, the fake Slack (with Socket Mode) and the bot running `serve --socket`."""
+
+    slack: RunningFakeSlack
+    bot: BotProcess
+
+
+async def start_socket_bot(bot: BotProcess, slack: RunningFakeSlack) -> None:
+    """Start `sweep-bot serve --socket` and wait until its WebSocket is connected."""
+    bot.starts += 1
+    log = bot.log_path.open("ab")
+    bot.process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--socket"],
+        env=bot.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def connected() -> bool:
+        if bot.process is not None and bot.process.poll() is not None:
+            raise AssertionError(f"bot exited with {bot.process.returncode}:\n{bot.logs()}")
+        return bool(slack.socket.open_connections())
+
+    await wait_until(connected, timeout=15, what="the bot's Socket Mode connection")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def socket_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SocketStack]:
+    """Start everything once per module; on exit, check the bot stops cleanly and leaks no token."""
+    workdir = tmp_path_factory.mktemp("e2e-socket")
+    config = SimulatorConfig(token=CF_TOKEN, job_seconds=3.0, seed=11)
+    async with (
+        running_simulator(config, host="127.0.0.1", port=0) as sim,
+        running_fake_slack(
+            bot_token=BOT_TOKEN, app_token=APP_TOKEN, usergroups={"S0SOC": [GROUP_MEMBER]}
+        ) as slack,
+    ):
+        env = bot_env(
+            sim_url=sim.base_url,
+            slack_url=slack.api_url,
+            database=Path(workdir) / "sweep.db",
+            extra={"SLACK_APP_TOKEN": APP_TOKEN},
+        )
+        del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs no signing secret
+        bot = BotProcess(env=env, port=0, log_path=Path(workdir) / "bot.log")
+        try:
+            await start_socket_bot(bot, slack)
+            yield SocketStack(slack=slack, bot=bot)
+        finally:
+            bot.stop()
+        leaked = [
+            line
+            for line in bot.logs().splitlines()
+            if any(secret in line for secret in (APP_TOKEN, BOT_TOKEN, CF_TOKEN))
+        ]
+        assert not leaked, f"a token reached the bot's log: {leaked[:3]}"
+
+
+async def test_the_bot_connects_with_its_app_token(socket_stack: SocketStack) -> None:
+    opened = socket_stack.slack.calls("apps.connections.open")
+    assert opened and all(call.ok for call in opened)
+    assert socket_stack.slack.socket.open_connections()
+
+
+async def test_help_is_in_the_ack(socket_stack: SocketStack) -> None:
+    ack = await socket_stack.slack.socket.send_slash("help", user_id=OPERATOR, channel_id=CHANNEL)
+    assert "/sweep move" in ack.get("text", "") + json.dumps(ack.get("blocks", []))
+
+
+async def test_list_replies_ephemerally_through_the_response_url(socket_stack: SocketStack) -> None:
+    state = socket_stack.slack.state
+    before = len(state.responses(OPERATOR))
+    await socket_stack.slack.socket.send_slash("list", user_id=OPERATOR, channel_id=CHANNEL)
+    replies = await wait_until(
+        lambda: [r for r in state.responses(OPERATOR)[before:] if r.via == "response_url"],
+        timeout=10,
+        what="the list reply",
+    )
+    assert replies[-1].response_type == "ephemeral"
+    assert everything(replies[-1]).strip()
+
+
+async def test_a_stranger_may_not_move(socket_stack: SocketStack) -> None:
+    state = socket_stack.slack.state
+    before = len(state.responses(STRANGER))
+    await socket_stack.slack.socket.send_slash(
+        "move subject:invoice to:junk", user_id=STRANGER, channel_id=CHANNEL
+    )
+    replies = await wait_until(lambda: state.responses(STRANGER)[before:], timeout=10, what="the refusal")
+    assert "operator" in everything(replies[-1]).lower()
+
+
+async def test_a_refused_app_token_stops_the_bot_with_one_line(
+    socket_stack: SocketStack, tmp_path: Path
+) -> None:
+    # Left alone, the Socket Mode client would retry a refused token forever; Sweep checks it first.
+    wrong = "xapp-1-A0SWEEP-0000000000-notthistoken"  # noqa: S105 - a test value
+    env = {**socket_stack.bot.env, "SLACK_APP_TOKEN": wrong}
+    with (tmp_path / "wrong.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--socket"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        await wait_until(lambda: process.poll() is not None, timeout=20, what="the bot to stop by itself")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    output = (tmp_path / "wrong.log").read_text(errors="replace")
+    assert process.returncode == 2, output
+    assert "configuration error: SLACK_APP_TOKEN was refused by Slack (invalid_auth)" in output
+    assert "Traceback" not in output and wrong not in output
+
+
+async def test_sigterm_stops_the_bot_cleanly(socket_stack: SocketStack) -> None:
+    bot = socket_stack.bot
+    assert bot.process is not None
+    bot.process.send_signal(signal.SIGTERM)
+
+    def exited() -> bool:
+        return bot.process is not None and bot.process.poll() is not None
+
+    await wait_until(exited, timeout=10, what="the bot to exit after SIGTERM")
+    assert bot.process.returncode == 0, bot.logs()
+    await wait_until(
+        lambda: not socket_stack.slack.socket.open_connections(), timeout=5, what="the socket to close"
+    )
+    assert "Sweep stopped" in bot.logs()
