@@ -155,11 +155,13 @@ class _Obj:
 
 
 async def test_query_containing_the_word_payload_still_reaches_the_command(stack: Stack) -> None:
-    before = len(stack.slack.state.responses(OPERATOR))
+    # Bolt would read this form body as an interactive payload and answer nothing; the folder error
+    # proves the command reached the grammar.
     response = await stack.driver.slash("move query:payload to:attic")
     assert response.status == 200
-    assert "attic" in everything(_Obj(response.json()))
-    assert len(stack.slack.state.responses(OPERATOR)) >= before
+    body = response.json()
+    assert body.get("response_type", "ephemeral") == "ephemeral"
+    assert "attic" in everything(_Obj(body))
 
 
 # ---------------------------------------------------------------------------- authorisation
@@ -215,9 +217,9 @@ async def test_group_member_may_create_and_subject_is_escaped(stack: Stack) -> N
 
 
 async def test_cancel_from_the_card_button_then_a_second_click_is_polite(stack: Stack) -> None:
-    await stack.sim.control_hold() if hasattr(stack.sim, "control_hold") else None
     created = await inline_create(stack, f"move {FILTER} to:junk")
-    card = created["card"]
+    job_id, card = created["job"]["job_id"], created["card"]
+    await stack.sim.hold([job_id])  # keep it running until cancelled, however slow this machine is
     state = stack.slack.state
     original_blocks = list(card.blocks)  # the fake updates the message object in place
     assert ActionId.CANCEL_JOB in buttons(original_blocks)
@@ -226,26 +228,24 @@ async def test_cancel_from_the_card_button_then_a_second_click_is_polite(stack: 
     await stack.driver.block_action(ActionId.CANCEL_JOB, user_id=STRANGER, message_ts=card.ts)
     refusal = await last_response(stack, STRANGER, before)
     assert "operator" in everything(refusal).lower()
+    assert next(j for j in await sim_jobs(stack) if j["job_id"] == job_id)["status"] != "CANCELLED"
     # The operator cancels.
     before = len(state.responses(OPERATOR))
     await stack.driver.block_action(ActionId.CANCEL_JOB, user_id=OPERATOR, message_ts=card.ts)
     answer = await last_response(stack, OPERATOR, before)
-    text = everything(answer)
-    assert "Cancelled" in text or "already finished" in text
-
-    def says_cancelled() -> bool:
-        message = state.message(CHANNEL, card.ts)
-        return card_status(message) in {"cancelled", "completed"}
-
-    await wait_until(says_cancelled, timeout=20, what="the card to show the final state")
+    assert "Cancelled" in everything(answer)
+    await wait_until(
+        lambda: card_status(state.message(CHANNEL, card.ts)) == "cancelled",
+        timeout=20,
+        what="the card to show Cancelled",
+    )
     final = state.message(CHANNEL, card.ts)
     assert final is not None and ActionId.CANCEL_JOB not in buttons(final.blocks)
-    if "Cancelled" in text:
-        assert OPERATOR in everything(final)
-        await wait_until(
-            lambda: any(OPERATOR in everything(r) for r in state.thread(CHANNEL, card.ts)),
-            what="a thread reply naming who cancelled",
-        )
+    assert OPERATOR in everything(final)
+    await wait_until(
+        lambda: any(OPERATOR in everything(r) for r in state.thread(CHANNEL, card.ts)[1:]),
+        what="a thread reply naming who cancelled",
+    )
     # A second click answers politely and does no harm.
     before = len(state.responses(OPERATOR))
     await stack.driver.block_action(
