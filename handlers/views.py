@@ -35,15 +35,16 @@ def register(app: AsyncApp, services: Services) -> None:
         if isinstance(parsed, FormErrors):
             await ack(**parsed.response())
             return
-        user_id = body["user"]["id"]
-        decision = await services.may_operate(user_id, metadata.channel_id)
-        if not decision.allowed:
-            await ack(response_action="update", view=build_result_view(TITLE, decision.reason))
-            await services.jobs.record_refusal(user_id, "create", metadata.channel_id, decision.reason)
-            return
         await ack(
             response_action="update", view=build_loading_view(TITLE, "Counting the messages this matches…")
         )
+        # After the ack: deciding may look up user-group members in Slack.
+        user_id = body["user"]["id"]
+        decision = await services.may_operate(user_id, metadata.channel_id)
+        if not decision.allowed:
+            await client.views_update(view_id=view["id"], view=build_result_view(TITLE, decision.reason))
+            await services.jobs.record_refusal(user_id, "create", metadata.channel_id, decision.reason)
+            return
         try:
             preview = await services.jobs.preview(parsed)
         except CloudflareError as error:

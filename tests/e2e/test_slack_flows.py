@@ -331,3 +331,19 @@ async def test_cloudflare_error_reaches_the_user_with_its_code(stack: Stack) -> 
         assert "rate limited" in everything(reply).lower()
     finally:
         await stack.sim.set_faults({})
+
+
+async def test_a_stranger_submitting_the_form_is_refused_after_the_ack(stack: Stack) -> None:
+    state = stack.slack.state
+    views_before = len(state.views(OPERATOR))
+    await stack.driver.slash("new")
+    view = (await wait_until(lambda: state.views(OPERATOR)[views_before:], what="the create modal"))[-1]
+    created_before = len(await sim_jobs(stack))
+    values = fill(view.view, {BlockId.DESTINATION: "JunkEmail", BlockId.SUBJECT: "invoice"})
+    response = await stack.driver.view_submission(view.view, values, user_id=STRANGER)
+    assert response.status == 200 and response.elapsed < 3
+    await wait_until(
+        lambda: "operator" in json.dumps(state.view(view.id).view if state.view(view.id) else {}).lower(),
+        what="the modal to say only operators may create",
+    )
+    assert len(await sim_jobs(stack)) == created_before
