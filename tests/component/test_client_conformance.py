@@ -1,13 +1,11 @@
 """OpenAPI conformance: every request the client sends to the simulator, and every answer it parses,
-is valid against Cloudflare's official document (/work/shared/api/email-security-investigate.openapi.json)."""
+is valid against Cloudflare's official document (spec/email-security-investigate.openapi.json)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,38 +17,9 @@ from pydantic import SecretStr
 from bot.cloudflare import errors
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
+from tests.support import RecordingTransport, load_openapi
 
 pytest.importorskip("bot.simulator.server", reason="simulator not available")
-
-SPEC_PATH = Path("/work/shared/api/email-security-investigate.openapi.json")
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="OpenAPI document not available")
-
-
-def strip_discriminators(node: Any) -> Any:
-    """Drop `discriminator` (inline oneOf members without a mapping, which openapi-core cannot
-    resolve); each member's `type` enum keeps the oneOf unambiguous."""
-    if isinstance(node, dict):
-        return {k: strip_discriminators(v) for k, v in node.items() if k != "discriminator"}
-    if isinstance(node, list):
-        return [strip_discriminators(v) for v in node]
-    return node
-
-
-class Capture(httpx.AsyncBaseTransport):
-    """Passes requests through to a real transport and keeps each (request, response) pair."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        self.exchanges.append((request, response))
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def to_mock(request: httpx.Request, base_path: str) -> MockRequest:
@@ -68,12 +37,14 @@ def to_mock(request: httpx.Request, base_path: str) -> MockRequest:
 
 @pytest.fixture(scope="module")
 def spec() -> OpenAPI:
-    return OpenAPI.from_dict(strip_discriminators(json.loads(SPEC_PATH.read_text())))
+    return load_openapi()
 
 
 @pytest.fixture
-async def captured(simulator: Any, account_id: str) -> AsyncIterator[tuple[CloudflareClient, Capture]]:
-    capture = Capture()
+async def captured(
+    simulator: Any, account_id: str
+) -> AsyncIterator[tuple[CloudflareClient, RecordingTransport]]:
+    capture = RecordingTransport()
     async with httpx.AsyncClient(transport=capture, timeout=10) as http:
 
         async def no_wait(delay: float) -> None:
@@ -91,7 +62,7 @@ async def captured(simulator: Any, account_id: str) -> AsyncIterator[tuple[Cloud
 
 
 async def test_scenario_requests_and_answers_match_the_openapi_document(
-    spec: OpenAPI, simulator: Any, captured: tuple[CloudflareClient, Capture]
+    spec: OpenAPI, simulator: Any, captured: tuple[CloudflareClient, RecordingTransport]
 ) -> None:
     client, capture = captured
     now = datetime.now(UTC)

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -21,9 +20,9 @@ from bot.simulator.faults import parse_fault_spec
 from bot.simulator.mailbox import _generate
 from bot.simulator.server import main as simulator_main
 from bot.simulator.server import serve
+from tests.support import SPEC_PATH, RecordingTransport, load_openapi
 
 TOKEN = "test-token"
-SPEC_DIR = Path("/work/shared/api")
 T = TypeVar("T")
 
 COUNTERS = (
@@ -862,37 +861,8 @@ async def test_two_simulators_run_side_by_side() -> None:
 # ---------------------------------------------------------------------------- OpenAPI conformance
 
 
-def strip_discriminators(node: Any) -> Any:
-    """Drop `discriminator` (inline oneOf members without mapping, which openapi-core cannot resolve)."""
-    if isinstance(node, dict):
-        return {k: strip_discriminators(v) for k, v in node.items() if k != "discriminator"}
-    if isinstance(node, list):
-        return [strip_discriminators(v) for v in node]
-    return node
-
-
 def load_spec(name: str) -> OpenAPI:
-    path = SPEC_DIR / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return OpenAPI.from_dict(strip_discriminators(json.loads(path.read_text())))
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """Passes requests to a real transport and keeps every exchange."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.exchanges: list[tuple[httpx.Request, httpx.Response]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        self.exchanges.append((request, response))
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    return load_openapi(SPEC_PATH.parent / name)
 
 
 @pytest.mark.parametrize(
@@ -903,7 +873,7 @@ async def test_answers_match_the_openapi_documents(
     simulator: RunningSimulator, account_id: str, clock: FakeClock, spec_name: str
 ) -> None:
     spec = load_spec(spec_name)
-    recorder = Recorder()
+    recorder = RecordingTransport()
     base = f"{simulator.base_url}/accounts/{account_id}/email-security/investigate"
     async with httpx.AsyncClient(
         base_url=base, transport=recorder, headers={"Authorization": f"Bearer {TOKEN}"}

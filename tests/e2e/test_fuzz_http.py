@@ -23,6 +23,7 @@ from blocks.validate import validate_message, validate_view
 from bot.devslack.driver import DriverResponse
 from bot.ids import ActionId, BlockId, CallbackId
 from tests.e2e.conftest import CHANNEL, OPERATOR, Stack, wait_until
+from tests.support import mrkdwn_texts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -209,20 +210,6 @@ garbage = st.recursive(
 # ---------------------------------------------------------------------------- reply checks
 
 
-def _mrkdwn_texts(node: Any) -> list[str]:
-    """Return every mrkdwn text in a block tree (plain_text is never parsed by Slack)."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
-            found.append(node["text"])
-        for child in node.values():
-            found.extend(_mrkdwn_texts(child))
-    elif isinstance(node, list):
-        for child in node:
-            found.extend(_mrkdwn_texts(child))
-    return found
-
-
 def assert_no_live_markup(texts: list[str], where: str) -> None:
     """Fail when a mrkdwn text holds a mention or link that Sweep did not write itself."""
     for text in texts:
@@ -234,13 +221,13 @@ def assert_no_live_markup(texts: list[str], where: str) -> None:
 def check_message(payload: dict[str, Any], where: str) -> None:
     """Validate a message payload and check it escapes user markup (fallback text is mrkdwn too)."""
     validate_message(payload)
-    assert_no_live_markup([str(payload.get("text", "")), *_mrkdwn_texts(payload.get("blocks"))], where)
+    assert_no_live_markup([str(payload.get("text", "")), *mrkdwn_texts(payload.get("blocks"))], where)
 
 
 def check_view(view: dict[str, Any], where: str) -> None:
     """Validate a modal and check its mrkdwn."""
     validate_view(view)
-    assert_no_live_markup(_mrkdwn_texts(view.get("blocks")), where)
+    assert_no_live_markup(mrkdwn_texts(view.get("blocks")), where)
 
 
 def sent_view(params: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,28 +19,15 @@ from pydantic import SecretStr
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
+from tests.support import load_openapi
 
-SPEC_PATH = Path("/work/shared/api/email-security-investigate.openapi.json")
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 BASE = "https://api.cloudflare.com/client/v4"
-
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="OpenAPI document not available")
-
-
-def strip_discriminators(node: Any) -> Any:
-    """Drop `discriminator`: the document uses it on inline oneOf members without a mapping,
-    which openapi-core resolves to a missing `#/components/schemas/MOVE`. The `type` enums in each
-    member already make the oneOf unambiguous, so validation is unchanged otherwise."""
-    if isinstance(node, dict):
-        return {k: strip_discriminators(v) for k, v in node.items() if k != "discriminator"}
-    if isinstance(node, list):
-        return [strip_discriminators(v) for v in node]
-    return node
 
 
 @pytest.fixture(scope="module")
 def spec() -> OpenAPI:
-    return OpenAPI.from_dict(strip_discriminators(json.loads(SPEC_PATH.read_text())))
+    return load_openapi()
 
 
 def to_mock(request: httpx.Request) -> MockRequest:

@@ -20,11 +20,9 @@ import json
 import re
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -39,8 +37,8 @@ from bot.cloudflare.models import BulkJob, JobMessage, MessageSummary, SearchRes
 from bot.grammar import CreateCommand, parse_command
 from bot.models import TrackedJob
 from bot.payloads import ConfirmCreateValue, ModalMetadata, encode
+from tests.support import SPEC_PATH, mrkdwn_texts
 
-SPEC_PATH = Path("/work/shared/api/email-security-investigate.openapi.json")
 SCHEMA_PREFIX = "#/components/schemas/"
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -57,8 +55,6 @@ FUZZ = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the OpenAPI document is in /work/shared/api")
 
 
 # ---------------------------------------------------------------------------- OpenAPI → JSON Schema
@@ -211,19 +207,6 @@ message_details = st.deferred(lambda: answers("MessageDetails"))
 _OWN_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")
 
 
-def _mrkdwn_texts(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
-            found.append(node["text"])
-        for child in node.values():
-            found.extend(_mrkdwn_texts(child))
-    elif isinstance(node, list):
-        for child in node:
-            found.extend(_mrkdwn_texts(child))
-    return found
-
-
 def assert_escaped(texts: list[str], where: str) -> None:
     """Fail when a mrkdwn text holds a `<` or `>` that Sweep did not write itself.
 
@@ -239,13 +222,13 @@ def assert_escaped(texts: list[str], where: str) -> None:
 def check_message(payload: dict[str, Any], where: str) -> None:
     """Validate a message and check its mrkdwn (the fallback text is mrkdwn in notifications too)."""
     validate_message(payload)
-    assert_escaped([payload["text"], *_mrkdwn_texts(payload.get("blocks"))], where)
+    assert_escaped([payload["text"], *mrkdwn_texts(payload.get("blocks"))], where)
 
 
 def check_view(view: dict[str, Any], where: str) -> None:
     """Validate a modal and check its mrkdwn."""
     validate_view(view)
-    assert_escaped(_mrkdwn_texts(view.get("blocks")), where)
+    assert_escaped(mrkdwn_texts(view.get("blocks")), where)
 
 
 # ---------------------------------------------------------------------------- bulk jobs
