@@ -115,7 +115,7 @@ def create_app(
         )
         try:
             if response_url:
-                await AsyncWebhookClient(response_url).send(
+                await AsyncWebhookClient(response_url, session=session).send(
                     text=message["text"], blocks=message.get("blocks"), response_type="ephemeral"
                 )
             elif body.get("user", {}).get("id") and body.get("channel", {}).get("id"):
@@ -192,7 +192,9 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             yield Runtime(app=app, store=store, tracker=tracker, notifier=notifier, services=services)
 
 
-def _usergroup_fetcher(client: AsyncWebClient) -> Any:
+def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:
+    """Return a function listing a Slack user group's members (usergroups.users.list)."""
+
     async def fetch(group_id: str) -> frozenset[str]:
         response = await client.usergroups_users_list(usergroup=group_id)
         return frozenset(response.get("users") or [])
