@@ -81,6 +81,11 @@ class Stack:
     events_url: str
     bot: subprocess.Popen[bytes]
 
+    @property
+    def health_url(self) -> str:
+        """Return Sweep's /healthz address."""
+        return self.events_url.replace("/slack/events", "/healthz")
+
 
 @contextlib.asynccontextmanager
 async def sweep_stack(
@@ -144,6 +149,15 @@ def pinned_to_server_cpu(pin: bool) -> list[str]:
         return []
     os.sched_setaffinity(0, set(range(cpus - 1)))
     return ["taskset", "-c", str(cpus - 1)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time a process has used so far (nanosecond precision from schedstat on Linux)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -4,14 +4,20 @@ Sends signed requests — `/sweep help`, `/sweep list`, a Cancel button click an
 submission — at 1, 10 and 50 concurrent requests to `sweep-bot serve --http`, then the same load
 to a bare Bolt AsyncApp, and prints p50/p99 latency, throughput and Sweep/bare ratios.
 
-    python bench/ack.py [--requests 200] [--concurrency 1 10 50]
+    python bench/ack.py [--requests 300] [--rounds 5] [--concurrency 1 10 50] [--only "/sweep list"]
 
 Fairness: every request body is built up front in this process (trigger ids and response URLs
 registered with the local Slack, one freshly opened modal per submission), then a separate
 load-generator process (this script with `--fire`) signs each body at send time, posts it and
 times it. The load generator therefore never shares an event loop with the local Slack and the
 simulator, which serve Sweep's after-ack work (response_url posts, views.update, Cloudflare
-calls): only the servers under test differ. Each cell starts with the same warm-up.
+calls): only the servers under test differ. Both apps run with `process_before_response=True`,
+so neither waits for Bolt's 10 ms ack poll.
+
+Each cell runs `--rounds` rounds, alternating Sweep and the bare app, each round preceded by the
+same warm-up; latencies are pooled over the rounds (a p99 over 1,500 samples rather than 300).
+After each Sweep round the script waits until Sweep's after-ack work is finished (its /healthz
+counters) and reports how long that took, so a fast ack never hides slow follow-through.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from bench._stack import (  # noqa: E402
     OPERATOR,
     ROOT,
     SECRET,
+    cpu_seconds,
     free_port,
     percentile,
     pinned_to_server_cpu,
@@ -164,19 +171,51 @@ def _run_load_generator(cell: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _figures(result: dict[str, Any], total: int) -> dict[str, float]:
-    latencies = result["latencies"]
+def _figures(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """Pool the latencies of every round of a cell; throughput is requests over summed wall time."""
+    latencies = [latency for result in rounds for latency in result["latencies"]]
+    statuses = [status for result in rounds for status in result["statuses"]]
     return {
         "p50": percentile(latencies, 0.5) * 1000,
         "p99": percentile(latencies, 0.99) * 1000,
-        "rps": total / result["wall"],
-        "failures": float(sum(status != 200 for status in result["statuses"])),
+        "rps": len(latencies) / sum(result["wall"] for result in rounds),
+        "failures": float(sum(status != 200 for status in statuses)),
+        "cpu_us": sum(result["server_cpu"] for result in rounds) / len(latencies) * 1e6,
     }
 
 
-async def main(requests: int, levels: list[int], only: list[str] | None = None, pin: bool = False) -> None:
-    """Run the benchmark and print the table."""
-    results: dict[tuple[str, str, int], dict[str, float]] = {}
+async def follow_up_counters(health_url: str) -> dict[str, Any]:
+    """Return Sweep's follow-up counters from /healthz."""
+    async with httpx.AsyncClient() as http:
+        counters: dict[str, Any] = (await http.get(health_url)).json()["follow_ups"]
+    return counters
+
+
+async def wait_for_follow_ups(
+    health_url: str, before: dict[str, Any], timeout: float = 120.0
+) -> dict[str, float]:
+    """Wait until Sweep has no follow-up waiting or running; return how long that took and the counts."""
+    started = time.perf_counter()
+    while True:
+        counters = await follow_up_counters(health_url)
+        if counters["waiting"] == 0 and counters["running"] == 0:
+            break
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"follow-ups still busy after {timeout} s: {counters}")
+        await asyncio.sleep(0.01)
+    return {
+        "drain": time.perf_counter() - started,
+        "done": counters["done"] - before["done"],
+        "failed": counters["failed"] - before["failed"],
+    }
+
+
+async def main(
+    requests: int, levels: list[int], rounds: int = 5, only: list[str] | None = None, pin: bool = False
+) -> None:
+    """Run the benchmark and print the tables."""
+    samples: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    follow_ups: dict[tuple[str, int], list[dict[str, float]]] = {}
     async with sweep_stack(pin=pin) as stack:
         bare_port = free_port()
         bare_args = [
@@ -187,44 +226,80 @@ async def main(requests: int, levels: list[int], only: list[str] | None = None, 
             SECRET,
             stack.slack.api_url,
         ]
-        async with process(bare_args, dict(os.environ), f"http://127.0.0.1:{bare_port}/slack/events"):
+        async with process(bare_args, dict(os.environ), f"http://127.0.0.1:{bare_port}/slack/events") as bare:
             targets = {"sweep": stack.events_url, "bare": f"http://127.0.0.1:{bare_port}/slack/events"}
+            pids = {"sweep": stack.bot.pid, "bare": bare.pid}
             chosen = {k: v for k, v in scenarios().items() if not only or k in only}
             for name, request in chosen.items():
                 for level in levels:
-                    for target, url in targets.items():  # interleaved: both see the same conditions
-                        bodies = await build_bodies(url, stack.slack, request, WARMUP + requests)
-                        cell = {
-                            "url": url,
-                            "warmup": bodies[:WARMUP],
-                            "bodies": bodies[WARMUP:],
-                            "level": level,
-                        }
-                        # The local Slack and simulator keep serving Sweep while the generator runs.
-                        result = await asyncio.to_thread(_run_load_generator, cell)
-                        results[(target, name, level)] = _figures(result, requests)
-                        await asyncio.sleep(0.5)  # let after-ack work of the last requests finish
-    print(f"Ack latency, {requests} signed requests per cell (ms; rps = requests per second)")
-    header = f"{'request':<14}{'conc':>5} | {'sweep p50':>9} {'p99':>7} {'rps':>6} | "
-    header += f"{'bare p50':>8} {'p99':>7} {'rps':>6} | {'p99 ratio':>9}"
+                    for _ in range(rounds):
+                        for target, url in targets.items():  # interleaved: both see the same conditions
+                            bodies = await build_bodies(url, stack.slack, request, WARMUP + requests)
+                            cell = {
+                                "url": url,
+                                "warmup": bodies[:WARMUP],
+                                "bodies": bodies[WARMUP:],
+                                "level": level,
+                            }
+                            before = await follow_up_counters(stack.health_url)
+                            # The local Slack and simulator keep serving Sweep while the generator runs.
+                            cpu_before = cpu_seconds(pids[target])
+                            result = await asyncio.to_thread(_run_load_generator, cell)
+                            cpu_after_burst = cpu_seconds(pids[target])
+                            result["server_cpu"] = cpu_after_burst - cpu_before
+                            samples.setdefault((target, name, level), []).append(result)
+                            if target == "sweep":
+                                # Each round starts with no after-ack work left over from the last one.
+                                drained = await wait_for_follow_ups(stack.health_url, before)
+                                drained["cpu"] = cpu_seconds(pids[target]) - cpu_after_burst
+                                follow_ups.setdefault((name, level), []).append(drained)
+    _print_tables(requests, rounds, levels, samples, follow_ups)
+
+
+def _print_tables(
+    requests: int,
+    rounds: int,
+    levels: list[int],
+    samples: dict[tuple[str, str, int], list[dict[str, Any]]],
+    follow_ups: dict[tuple[str, int], list[dict[str, float]]],
+) -> None:
+    print(
+        f"Ack latency: {rounds} rounds of {requests} signed requests per cell, pooled (ms; rps = requests\n"
+        "per second; cpu = the server's CPU time per request during the burst, in microseconds)"
+    )
+    header = f"{'request':<14}{'conc':>5} | {'sweep p50':>9} {'p99':>7} {'rps':>6} {'cpu':>5} | "
+    header += f"{'bare p50':>8} {'p99':>7} {'rps':>6} {'cpu':>5} | {'p99 ratio':>9}"
     print(header)
     print("-" * len(header))
     for name in scenarios():
         for level in levels:
-            if ("sweep", name, level) not in results:
+            if ("sweep", name, level) not in samples:
                 continue
-            sweep, bare = results[("sweep", name, level)], results[("bare", name, level)]
+            sweep, bare = _figures(samples[("sweep", name, level)]), _figures(samples[("bare", name, level)])
             ratio = sweep["p99"] / bare["p99"] if bare["p99"] else float("nan")
-            line = f"{name:<14}{level:>5} | {sweep['p50']:>9.1f} {sweep['p99']:>7.1f} {sweep['rps']:>6.0f} | "
-            line += f"{bare['p50']:>8.1f} {bare['p99']:>7.1f} {bare['rps']:>6.0f} | {ratio:>9.2f}"
+            line = f"{name:<14}{level:>5} | {sweep['p50']:>9.1f} {sweep['p99']:>7.1f} {sweep['rps']:>6.0f} "
+            line += f"{sweep['cpu_us']:>5.0f} | {bare['p50']:>8.1f} {bare['p99']:>7.1f} {bare['rps']:>6.0f} "
+            line += f"{bare['cpu_us']:>5.0f} | {ratio:>9.2f}"
             if sweep["failures"] or bare["failures"]:
                 line += f"  (non-200: sweep {sweep['failures']:.0f}, bare {bare['failures']:.0f})"
             print(line)
+    print()
+    print("Sweep's after-ack work (follow-ups), every round's warm-up included: how many finished, how")
+    print("many reported a failure to the user, the slowest round's time from its last ack to its last")
+    print("follow-up, and Sweep's CPU time per follow-up after the burst (microseconds)")
+    print(f"{'request':<14}{'conc':>5} | {'done':>6} {'failed':>6} {'finished after s':>17} {'cpu':>6}")
+    for (name, level), drains in follow_ups.items():
+        done = sum(d["done"] for d in drains)
+        failed = sum(d["failed"] for d in drains)
+        slowest = max(d["drain"] for d in drains)
+        cpu = sum(d["cpu"] for d in drains) / done * 1e6 if done else 0.0
+        print(f"{name:<14}{level:>5} | {done:>6.0f} {failed:>6.0f} {slowest:>17.2f} {cpu:>6.0f}")
 
 
 def _args(argv: list[str] | None = None) -> Any:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=300, help="requests per round of a cell")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per cell (latencies are pooled)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument(
         "--pin", action="store_true", help="run the server under test alone on the last CPU (taskset)"
@@ -242,4 +317,6 @@ if __name__ == "__main__":
         figures = asyncio.run(_fire_cell(spec["url"], spec["warmup"], spec["bodies"], spec["level"]))
         print(json.dumps(figures))
     else:
-        asyncio.run(main(arguments.requests, arguments.concurrency, arguments.only, arguments.pin))
+        asyncio.run(
+            main(arguments.requests, arguments.concurrency, arguments.rounds, arguments.only, arguments.pin)
+        )

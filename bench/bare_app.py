@@ -17,7 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 def build_bare_app(signing_secret: str, api_url: str) -> AsyncApp:
     """Return an app that acks every command, action and view submission and does nothing else."""
-    app = AsyncApp(client=AsyncWebClient(token="xoxb-bench", base_url=api_url), signing_secret=signing_secret)
+    # process_before_response=True, as Sweep runs: the response goes out when the listener returns,
+    # not on Bolt's next 10 ms poll for ack() (which would put a 10 ms floor under this ceiling).
+    app = AsyncApp(
+        client=AsyncWebClient(token="xoxb-bench", base_url=api_url),
+        signing_secret=signing_secret,
+        process_before_response=True,
+    )
 
     async def ack_only(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()

@@ -74,9 +74,12 @@ def plain(text: str | None, limit: int, *, empty: str = "—") -> str:
     return truncate(_one_line(text), limit)
 
 
+_CONTROL_TO_SPACE = dict.fromkeys([*range(0x20), 0x7F], " ")
+
+
 def _one_line(text: str) -> str:
     """Collapse control characters and line breaks to spaces."""
-    return "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text).strip()
+    return text.translate(_CONTROL_TO_SPACE).strip()
 
 
 def mention(user_id: str | None, *, empty: str = "—") -> str:

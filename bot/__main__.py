@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -90,6 +91,9 @@ async def _serve(*, socket_mode: bool | None, host: str, port: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with open_runtime(settings, cloudflare) as runtime, background_loops(runtime):
+        # Everything allocated so far lives as long as the process: keep it out of the collector's
+        # full passes, whose pauses would otherwise land on whichever ack is waiting.
+        gc.freeze()
         if use_socket:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

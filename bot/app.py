@@ -21,8 +21,10 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookResponse
@@ -30,6 +32,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cloudflare.client import CloudflareClient
 from bot.config import CloudflareSettings, ConfigError, Settings
+from bot.followups import FollowUps
 from bot.jobs import JobService, utc_now
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
@@ -43,6 +46,8 @@ log = logging.getLogger("sweep.app")
 
 CLOUDFLARE_CONNECT_TIMEOUT = 5.0
 CLOUDFLARE_CONNECTIONS = 10
+#: On shutdown, how long acknowledged requests may take to get their answers.
+FOLLOW_UP_DRAIN_SECONDS = 20.0
 
 
 def cloudflare_timeout(seconds: float) -> httpx.Timeout:
@@ -79,6 +84,27 @@ class SharedSessionRespond(AsyncRespond):
         return await client.send_dict(message)
 
 
+class RequestArrival(AsyncMiddleware):
+    """First middleware on every request: lets waiting follow-ups yield to this request's ack, and
+    makes `respond` send through the shared HTTP session (a new session per reply costs a TCP and
+    TLS handshake every time). A class, not a function, to skip Bolt's per-call argument injection.
+    """
+
+    def __init__(self, follow_ups: FollowUps, session: aiohttp.ClientSession | None) -> None:
+        self._follow_ups = follow_ups
+        self._session = session
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        """Note the arrival, swap in the shared-session `respond`, and continue the chain."""
+        self._follow_ups.note_request()
+        response_url = req.context.response_url
+        if self._session is not None and response_url:
+            req.context["respond"] = SharedSessionRespond(response_url=response_url, session=self._session)
+        return await next()
+
+
 def create_app(
     *,
     client: AsyncWebClient,
@@ -91,17 +117,11 @@ def create_app(
         client=client,
         signing_secret=signing_secret or "socket-mode-does-not-sign",
         request_verification_enabled=signing_secret is not None,
+        # Listeners only ack and hand their work to `services.follow_ups`, so Slack gets its
+        # answer the moment a listener returns, instead of on Bolt's next 10 ms poll for ack().
+        process_before_response=True,
     )
-    if session is not None:
-        shared = session
-
-        async def share_http_session(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
-            # A new aiohttp session per reply costs a TCP (and TLS) handshake every time.
-            if context.response_url:
-                context["respond"] = SharedSessionRespond(response_url=context.response_url, session=shared)
-            await next()
-
-        app.use(share_http_session)
+    app.use(RequestArrival(services.follow_ups, session))
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)
@@ -159,7 +179,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
     )
     timeout = cloudflare_timeout(settings.sweep_cloudflare_timeout)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
-        client = CloudflareClient.from_settings(http, cloudflare)
+        client = CloudflareClient.from_settings(http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS)
         async with SqliteStore.open(settings.sweep_database) as store, aiohttp.ClientSession() as session:
             web_client = slack_web_client(settings, session)
             notifier = Notifier(store, WebClientSlackPort(web_client))
@@ -178,7 +198,13 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 account_id=cloudflare.account_id,
                 wake_notifier=notifier.wake,
             )
-            services = Services(jobs=jobs, policy=policy, resolve_group_members=groups.members, clock=utc_now)
+            services = Services(
+                jobs=jobs,
+                policy=policy,
+                resolve_group_members=groups.members,
+                clock=utc_now,
+                follow_ups=FollowUps(),
+            )
             app = create_app(
                 client=web_client,
                 signing_secret=(
@@ -204,7 +230,7 @@ def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[froz
 
 @contextlib.asynccontextmanager
 async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the tracker and notifier beside the app until the block exits."""
+    """Run the tracker and notifier beside the app until the block exits, then finish follow-ups."""
     stop = asyncio.Event()
     await runtime.tracker.recover_create_intents()
     tasks = [
@@ -214,6 +240,8 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # Requests already acknowledged still get their answer before the process stops.
+        await runtime.services.follow_ups.drain(timeout=FOLLOW_UP_DRAIN_SECONDS)
         stop.set()
         runtime.notifier.wake()
         _, pending = await asyncio.wait(tasks, timeout=5)
@@ -246,7 +274,19 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+        stats = runtime.services.follow_ups.stats
+        return web.json_response(
+            {
+                "ok": True,
+                "follow_ups": {
+                    "waiting": stats.waiting,
+                    "running": stats.running,
+                    "done": stats.done,
+                    "failed": stats.failed,
+                    "max_wait_seconds": round(stats.max_wait_seconds, 3),
+                },
+            }
+        )
 
     application = web.Application()
     application.router.add_post(path, slack_events)

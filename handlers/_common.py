@@ -11,6 +11,7 @@ from typing import Any
 
 from blocks.errors import build_cloudflare_error, build_error, build_refusal
 from bot.cloudflare.errors import CloudflareError
+from bot.followups import ErrorReporter, FollowUps, Work
 from bot.jobs import JobService
 from bot.policy import Decision, Policy
 
@@ -27,6 +28,11 @@ class Services:
     policy: Policy
     resolve_group_members: Callable[[str], Awaitable[frozenset[str]]]
     clock: Callable[[], datetime]
+    follow_ups: FollowUps
+
+    def after_ack(self, work: Work, *, label: str, on_error: ErrorReporter, urgent: bool = False) -> None:
+        """Run `work` once Slack has its ack (see `bot.followups`); a failure goes to `on_error`."""
+        self.follow_ups.submit(work, on_error=on_error, label=label, urgent=urgent)
 
     async def may_operate(self, user_id: str, channel_id: str | None) -> Decision:
         """Decide whether this user may create or cancel jobs from this channel."""
@@ -52,6 +58,23 @@ def error_message(error: Exception) -> dict[str, Any]:
     reference = new_reference()
     log.error("unexpected error (reference %s)", reference, exc_info=error)
     return build_error("Something went wrong on Sweep's side.", reference=reference)
+
+
+def report_by_reply(respond: Reply) -> ErrorReporter:
+    """Return an error reporter that answers the user through the request's response_url."""
+
+    async def report(error: Exception) -> None:
+        await reply_ephemeral(respond, error_message(error))
+
+    return report
+
+
+async def log_error(error: Exception) -> None:
+    """Report a failure only in the log (where there is no message to answer the user in)."""
+    if isinstance(error, CloudflareError):
+        log.warning("Cloudflare refused a follow-up: %s", error.user_message())
+    else:
+        error_message(error)
 
 
 async def reply_ephemeral(respond: Reply, message: dict[str, Any], *, replace_original: bool = False) -> None:

@@ -10,7 +10,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.create_modal import build_create_modal
 from blocks.job_list import build_job_list
 from blocks.notice import build_notice
-from bot.cloudflare.errors import CloudflareError
 from bot.ids import ActionId
 from bot.payloads import (
     CancelButtonValue,
@@ -22,7 +21,7 @@ from bot.payloads import (
     encode,
 )
 from handlers import flows
-from handlers._common import Services, error_message, reply_ephemeral
+from handlers._common import Services, log_error, reply_ephemeral, report_by_reply
 from handlers.commands import LIST_PAGE_SIZE
 
 GARBLED = build_notice("That button's data could not be read; please run the command again.")
@@ -40,61 +39,76 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        try:
-            value = decode(CancelButtonValue, action.get("value", ""))
-        except PayloadError:
-            await reply_ephemeral(respond, GARBLED)
-            return
-        await flows.cancel_job(
-            services, respond, job_id=value.job_id, user_id=body["user"]["id"], channel_id=_channel_of(body)
-        )
+        raw_value, user_id, channel_id = action.get("value", ""), body["user"]["id"], _channel_of(body)
+
+        async def act() -> None:
+            try:
+                value = decode(CancelButtonValue, raw_value)
+            except PayloadError:
+                await reply_ephemeral(respond, GARBLED)
+                return
+            await flows.cancel_job(
+                services, respond, job_id=value.job_id, user_id=user_id, channel_id=channel_id
+            )
+
+        services.after_ack(act, label="cancel button", on_error=report_by_reply(respond))
 
     async def handle_confirm_create_button(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        try:
-            value = decode(ConfirmCreateValue, action.get("value", ""))
-        except PayloadError:
-            await reply_ephemeral(respond, GARBLED, replace_original=True)
-            return
-        await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
-        _, message = await flows.create_job(
-            services, draft=value.draft, user_id=body["user"]["id"], channel_id=value.channel_id
-        )
-        await reply_ephemeral(respond, message, replace_original=True)
+        raw_value, user_id = action.get("value", ""), body["user"]["id"]
+
+        async def act() -> None:
+            try:
+                value = decode(ConfirmCreateValue, raw_value)
+            except PayloadError:
+                await reply_ephemeral(respond, GARBLED, replace_original=True)
+                return
+            await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
+            _, message = await flows.create_job(
+                services, draft=value.draft, user_id=user_id, channel_id=value.channel_id
+            )
+            await reply_ephemeral(respond, message, replace_original=True)
+
+        services.after_ack(act, label="confirm create", on_error=report_by_reply(respond))
 
     async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()
-        await reply_ephemeral(respond, build_notice("Nothing was created."), replace_original=True)
+
+        async def act() -> None:
+            await reply_ephemeral(respond, build_notice("Nothing was created."), replace_original=True)
+
+        services.after_ack(act, label="dismiss preview", on_error=report_by_reply(respond))
 
     async def handle_list_page_button(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        try:
-            value = decode(ListPageValue, action.get("value", ""))
-        except PayloadError:
-            await reply_ephemeral(respond, GARBLED)
-            return
-        if not services.may_view(_channel_of(body)).allowed:
-            return
-        try:
+        raw_value, channel_id = action.get("value", ""), _channel_of(body)
+
+        async def act() -> None:
+            try:
+                value = decode(ListPageValue, raw_value)
+            except PayloadError:
+                await reply_ephemeral(respond, GARBLED)
+                return
+            if not services.may_view(channel_id).allowed:
+                return
             page = await services.jobs.list_jobs(
                 status=value.status, action_type=value.action_type, page=value.page, per_page=LIST_PAGE_SIZE
             )
-        except CloudflareError as error:
-            await reply_ephemeral(respond, error_message(error))
-            return
-        message = build_job_list(
-            page.items,
-            page=value.page,
-            has_more=len(page.items) == LIST_PAGE_SIZE,
-            status=value.status,
-            action_type=value.action_type,
-            now=services.clock(),
-        )
-        await reply_ephemeral(respond, message, replace_original=True)
+            message = build_job_list(
+                page.items,
+                page=value.page,
+                has_more=len(page.items) == LIST_PAGE_SIZE,
+                status=value.status,
+                action_type=value.action_type,
+                now=services.clock(),
+            )
+            await reply_ephemeral(respond, message, replace_original=True)
+
+        services.after_ack(act, label="list page", on_error=report_by_reply(respond))
 
     async def handle_action_select(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
@@ -107,11 +121,16 @@ def register(app: AsyncApp, services: Services) -> None:
             decode(ModalMetadata, metadata)
         except PayloadError:
             return
-        await client.views_update(
-            view_id=view["id"],
-            hash=view.get("hash"),
-            view=build_create_modal(metadata=metadata, action=selected, now=services.clock()),
-        )
+        view_id, view_hash = view["id"], view.get("hash")
+
+        async def act() -> None:
+            await client.views_update(
+                view_id=view_id,
+                hash=view_hash,
+                view=build_create_modal(metadata=metadata, action=selected, now=services.clock()),
+            )
+
+        services.after_ack(act, label="action select", on_error=log_error)
 
     async def handle_edit_draft_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -121,11 +140,16 @@ def register(app: AsyncApp, services: Services) -> None:
         except PayloadError:
             return
         back = encode(ModalMetadata(channel_id=metadata.channel_id, draft=metadata.draft, stage="form"))
-        await client.views_update(
-            view_id=view["id"],
-            hash=view.get("hash"),
-            view=build_create_modal(metadata=back, draft=metadata.draft, now=services.clock()),
-        )
+        view_id, view_hash, draft = view["id"], view.get("hash"), metadata.draft
+
+        async def act() -> None:
+            await client.views_update(
+                view_id=view_id,
+                hash=view_hash,
+                view=build_create_modal(metadata=back, draft=draft, now=services.clock()),
+            )
+
+        services.after_ack(act, label="edit draft", on_error=log_error)
 
     app.action(ActionId.CANCEL_JOB.value)(handle_cancel_button)
     app.action(ActionId.CONFIRM_CREATE.value)(handle_confirm_create_button)

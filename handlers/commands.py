@@ -14,7 +14,7 @@ from blocks.job_card import build_status_card
 from blocks.job_list import build_job_list
 from blocks.notice import build_notice
 from blocks.preview import build_inline_preview
-from bot.cloudflare.errors import CloudflareError, NotFoundError
+from bot.cloudflare.errors import NotFoundError
 from bot.grammar import (
     CancelCommand,
     CreateCommand,
@@ -28,7 +28,7 @@ from bot.grammar import (
 )
 from bot.payloads import ConfirmCreateValue, ModalMetadata, encode
 from handlers import flows
-from handlers._common import Services, error_message, refuse, reply_ephemeral
+from handlers._common import Services, refuse, reply_ephemeral, report_by_reply
 
 LIST_PAGE_SIZE = 10
 
@@ -53,7 +53,8 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(**build_help())
             return
         await ack()
-        try:
+
+        async def act() -> None:
             await _dispatch(
                 parsed,
                 user_id=user_id,
@@ -62,8 +63,14 @@ def register(app: AsyncApp, services: Services) -> None:
                 respond=respond,
                 client=client,
             )
-        except CloudflareError as error:
-            await reply_ephemeral(respond, error_message(error))
+
+        # views.open must beat the trigger id's 3 s expiry, so the create form never waits.
+        services.after_ack(
+            act,
+            label=f"/sweep {type(parsed).__name__}",
+            on_error=report_by_reply(respond),
+            urgent=isinstance(parsed, NewCommand),
+        )
 
     async def _dispatch(
         parsed: object,

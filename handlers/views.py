@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.create_modal import build_loading_view, build_preview_view, build_result_view
-from bot.cloudflare.errors import CloudflareError
+from bot.followups import ErrorReporter
 from bot.forms import FormErrors, confirmation_errors, parse_create_form
 from bot.ids import CallbackId
 from bot.payloads import ModalMetadata, PayloadError, decode, encode
@@ -16,6 +16,17 @@ from handlers import flows
 from handlers._common import Services, error_message
 
 TITLE = "Sweep"
+
+
+def report_in_view(client: AsyncWebClient, view_id: str) -> ErrorReporter:
+    """Return an error reporter that shows the failure in the modal the user is looking at."""
+
+    async def report(error: Exception) -> None:
+        await client.views_update(
+            view_id=view_id, view=build_result_view(TITLE, error_message(error)["text"])
+        )
+
+    return report
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -38,31 +49,30 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack(
             response_action="update", view=build_loading_view(TITLE, "Counting the messages this matches…")
         )
-        # After the ack: deciding may look up user-group members in Slack.
-        user_id = body["user"]["id"]
-        decision = await services.may_operate(user_id, metadata.channel_id)
-        if not decision.allowed:
-            await client.views_update(view_id=view["id"], view=build_result_view(TITLE, decision.reason))
-            await services.jobs.record_refusal(user_id, "create", metadata.channel_id, decision.reason)
-            return
-        try:
-            preview = await services.jobs.preview(parsed)
-        except CloudflareError as error:
+        # A waiting follow-up holds only what it needs, not the whole submitted view.
+        draft, channel_id, user_id, view_id = parsed, metadata.channel_id, body["user"]["id"], view["id"]
+
+        async def act() -> None:
+            # After the ack: deciding may look up user-group members in Slack.
+            decision = await services.may_operate(user_id, channel_id)
+            if not decision.allowed:
+                await client.views_update(view_id=view_id, view=build_result_view(TITLE, decision.reason))
+                await services.jobs.record_refusal(user_id, "create", channel_id, decision.reason)
+                return
+            preview = await services.jobs.preview(draft)
+            next_metadata = encode(ModalMetadata(channel_id=channel_id, draft=draft, stage="preview"))
             await client.views_update(
-                view_id=view["id"], view=build_result_view(TITLE, error_message(error)["text"])
+                view_id=view_id,
+                view=build_preview_view(
+                    metadata=next_metadata,
+                    draft=draft,
+                    preview=preview,
+                    limit=services.jobs.preview_limit,
+                    now=services.clock(),
+                ),
             )
-            return
-        next_metadata = encode(ModalMetadata(channel_id=metadata.channel_id, draft=parsed, stage="preview"))
-        await client.views_update(
-            view_id=view["id"],
-            view=build_preview_view(
-                metadata=next_metadata,
-                draft=parsed,
-                preview=preview,
-                limit=services.jobs.preview_limit,
-                now=services.clock(),
-            ),
-        )
+
+        services.after_ack(act, label="create form", on_error=report_in_view(client, view_id))
 
     async def handle_preview_submission(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
@@ -82,10 +92,13 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(**problems.response())
             return
         await ack(response_action="update", view=build_loading_view(TITLE, "Creating the job…"))
-        _, message = await flows.create_job(
-            services, draft=draft, user_id=body["user"]["id"], channel_id=metadata.channel_id
-        )
-        await client.views_update(view_id=view["id"], view=build_result_view(TITLE, message["text"]))
+        channel_id, user_id, view_id = metadata.channel_id, body["user"]["id"], view["id"]
+
+        async def act() -> None:
+            _, message = await flows.create_job(services, draft=draft, user_id=user_id, channel_id=channel_id)
+            await client.views_update(view_id=view_id, view=build_result_view(TITLE, message["text"]))
+
+        services.after_ack(act, label="create confirm", on_error=report_in_view(client, view_id))
 
     app.view(CallbackId.CREATE_FORM.value)(handle_create_submission)
     app.view(CallbackId.CREATE_PREVIEW.value)(handle_preview_submission)

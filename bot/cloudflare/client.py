@@ -10,6 +10,7 @@ fields are never trusted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
@@ -244,9 +245,13 @@ class CloudflareClient:
         base_url: str = DEFAULT_BASE_URL,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_in_flight: int | None = None,
     ) -> None:
         if not account_id or len(account_id) > 32:
             raise ValueError("account_id must be 1 to 32 characters")
+        # Requests beyond the connection pool's size wait here rather than in httpcore's pool,
+        # whose bookkeeping rescans every queued request on each change (quadratic in the queue).
+        self._in_flight = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._http = http
         self._account_id = account_id
         self._credentials = credentials
@@ -605,9 +610,10 @@ class CloudflareClient:
         if params:
             url = url.copy_merge_params(dict(params))
         what = f"{method} /{url.path.removeprefix(self._base_url.path)}"
-        self.api_calls += 1
         try:
-            response = await self._http.request(method, url, json=json, headers=self._headers())
+            async with self._slot(what):
+                self.api_calls += 1
+                response = await self._http.request(method, url, json=json, headers=self._headers())
         except httpx.TimeoutException as exc:
             logger.warning("%s timed out (attempt %d)", what, attempt)
             raise errors.TimeoutError(f"{what} timed out ({type(exc).__name__})") from exc
@@ -616,6 +622,21 @@ class CloudflareClient:
             raise errors.TransportError(f"{what} could not reach Cloudflare ({type(exc).__name__})") from exc
         logger.debug("%s -> %d (attempt %d)", what, response.status_code, attempt)
         return response
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, what: str) -> AsyncIterator[None]:
+        """Hold one of the `max_in_flight` request slots; waiting counts as the pool timeout."""
+        if self._in_flight is None:
+            yield
+            return
+        try:
+            await asyncio.wait_for(self._in_flight.acquire(), self._http.timeout.pool)
+        except TimeoutError:
+            raise httpx.PoolTimeout(f"{what}: waited too long for a free connection") from None
+        try:
+            yield
+        finally:
+            self._in_flight.release()
 
     def _unwrap(self, response: httpx.Response, what: str, *, job_list: bool = False) -> _Envelope:
         """Check the status and the v4 envelope; return the result or raise the matching error."""
