@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -848,3 +849,55 @@ async def test_search_stops_on_a_repeated_cursor() -> None:
     with pytest.raises(errors.ResponseFormatError, match="same cursor"):
         await client.search_messages(SearchParams(detections_only=True), per_page=1)
     assert client.api_calls == 2
+
+
+async def test_max_in_flight_bounds_concurrent_requests_and_the_rest_wait_their_turn() -> None:
+    release = asyncio.Event()
+    in_flight = 0
+    peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return envelope(job_json(request.url.path.rsplit("/", 1)[-1]))
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = CloudflareClient(
+        http, account_id=ACCOUNT, credentials=Credentials(api_token=SecretStr(TOKEN)), max_in_flight=2
+    )
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    calls = asyncio.gather(*(client.get_job(job_id) for job_id in ids))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert peak == 2 and in_flight == 2
+    release.set()
+    jobs = await calls
+    assert [job.job_id for job in jobs] == ids and peak == 2
+
+
+async def test_waiting_too_long_for_a_request_slot_is_a_timeout_that_sent_nothing() -> None:
+    release = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return envelope(job_json(request.url.path.rsplit("/", 1)[-1]))
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), timeout=httpx.Timeout(5.0, pool=0.02))
+    client = CloudflareClient(
+        http,
+        account_id=ACCOUNT,
+        credentials=Credentials(api_token=SecretStr(TOKEN)),
+        max_in_flight=1,
+        sleep=Recorder(),
+    )
+    blocking = asyncio.ensure_future(client.get_job(str(uuid.uuid4())))
+    await asyncio.sleep(0.01)
+    with pytest.raises(errors.TimeoutError) as caught:
+        await asyncio.wait_for(client.get_job(str(uuid.uuid4())), 5)
+    assert isinstance(caught.value.__cause__, httpx.PoolTimeout)
+    assert "PoolTimeout" in str(caught.value)
+    release.set()
+    await blocking
