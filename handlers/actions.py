@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.create_modal import build_create_modal
 from blocks.job_list import build_job_list
 from blocks.notice import build_notice
+from bot.grammar import JobDraft
 from bot.ids import ActionId
 from bot.payloads import (
     CancelButtonValue,
@@ -30,6 +31,26 @@ GARBLED = build_notice("That button's data could not be read; please run the com
 def _channel_of(body: dict[str, Any]) -> str | None:
     channel = body.get("channel") or {}
     return channel.get("id") if isinstance(channel, dict) else None
+
+
+def redraw_form(
+    services: Services,
+    client: AsyncWebClient,
+    view: dict[str, Any],
+    *,
+    label: str,
+    metadata: str,
+    draft: JobDraft | None = None,
+    action: str | None = None,
+) -> None:
+    """After the ack, replace the open modal with the create form (only if nobody changed it meanwhile)."""
+    view_id, view_hash = view["id"], view.get("hash")
+
+    async def act() -> None:
+        form = build_create_modal(metadata=metadata, draft=draft, action=action, now=services.clock())
+        await client.views_update(view_id=view_id, hash=view_hash, view=form)
+
+    services.after_ack(act, label=label, on_error=log_error)
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -121,16 +142,7 @@ def register(app: AsyncApp, services: Services) -> None:
             decode(ModalMetadata, metadata)
         except PayloadError:
             return
-        view_id, view_hash = view["id"], view.get("hash")
-
-        async def act() -> None:
-            await client.views_update(
-                view_id=view_id,
-                hash=view_hash,
-                view=build_create_modal(metadata=metadata, action=selected, now=services.clock()),
-            )
-
-        services.after_ack(act, label="action select", on_error=log_error)
+        redraw_form(services, client, view, label="action select", metadata=metadata, action=selected)
 
     async def handle_edit_draft_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -140,16 +152,7 @@ def register(app: AsyncApp, services: Services) -> None:
         except PayloadError:
             return
         back = encode(ModalMetadata(channel_id=metadata.channel_id, draft=metadata.draft, stage="form"))
-        view_id, view_hash, draft = view["id"], view.get("hash"), metadata.draft
-
-        async def act() -> None:
-            await client.views_update(
-                view_id=view_id,
-                hash=view_hash,
-                view=build_create_modal(metadata=back, draft=draft, now=services.clock()),
-            )
-
-        services.after_ack(act, label="edit draft", on_error=log_error)
+        redraw_form(services, client, view, label="edit draft", metadata=back, draft=metadata.draft)
 
     app.action(ActionId.CANCEL_JOB.value)(handle_cancel_button)
     app.action(ActionId.CONFIRM_CREATE.value)(handle_confirm_create_button)
