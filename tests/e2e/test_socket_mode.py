@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     STRANGER,
     BotProcess,
     bot_env,
+    free_port,
     wait_until,
 )
 
@@ -156,6 +157,35 @@ async def test_a_refused_app_token_stops_the_bot_with_one_line(
     assert process.returncode == 2, output
     assert "configuration error: SLACK_APP_TOKEN was refused by Slack (invalid_auth)" in output
     assert "Traceback" not in output and wrong not in output
+
+
+async def test_with_slack_unreachable_the_bot_keeps_retrying_and_sigterm_still_stops_it(
+    socket_stack: SocketStack, tmp_path: Path
+) -> None:
+    unreachable = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+    env = {**socket_stack.bot.env, "SLACK_API_URL": unreachable}
+    log_path = tmp_path / "unreachable.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--socket"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        await wait_until(
+            lambda: "could not reach Slack to check the app token" in log_path.read_text(errors="replace"),
+            timeout=20,
+            what="the warning that Slack is unreachable",
+        )
+        assert process.poll() is None, "the bot gave up instead of retrying"
+        process.send_signal(signal.SIGTERM)
+        await wait_until(lambda: process.poll() is not None, timeout=15, what="the bot to exit after SIGTERM")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    output = log_path.read_text(errors="replace")
+    assert process.returncode == 0, output
+    assert "Sweep stopped" in output and "Traceback" not in output
+    assert APP_TOKEN not in output and BOT_TOKEN not in output
 
 
 async def test_sigterm_stops_the_bot_cleanly(socket_stack: SocketStack) -> None:
