@@ -8,7 +8,8 @@ during a burst, a follow-up waits until Slack has been quiet for a moment (no re
 Under sustained overload follow-ups therefore start at most `max_defer_seconds` late and then share
 the loop with acks as before.
 
-Urgent follow-ups (those racing an expiring Slack trigger id) start at once. At most `max_running`
+Urgent follow-ups start at once: those racing an expiring Slack trigger id, and creates (the user
+was already told "Creating the job…", so a crash must not find that promise unrecorded). At most `max_running`
 follow-ups run concurrently; they are I/O bound, so this limits CPU contention, not throughput.
 Slack-free: a follow-up is any coroutine function, with a callback that reports its failure.
 """

@@ -92,7 +92,8 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await reply_ephemeral(respond, message, replace_original=True)
 
-        services.after_ack(act, label="confirm create", on_error=report_by_reply(respond))
+        # A create starts at once, never deferred: a crash must not strand an acknowledged create.
+        services.after_ack(act, label="create (button)", on_error=report_by_reply(respond), urgent=True)
 
     async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()

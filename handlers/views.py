@@ -98,7 +98,9 @@ def register(app: AsyncApp, services: Services) -> None:
             _, message = await flows.create_job(services, draft=draft, user_id=user_id, channel_id=channel_id)
             await client.views_update(view_id=view_id, view=build_result_view(TITLE, message["text"]))
 
-        services.after_ack(act, label="create confirm", on_error=report_in_view(client, view_id))
+        # The ack already shows "Creating the job…": start at once, so a crash cannot leave that
+        # promise with no create intent recorded behind it.
+        services.after_ack(act, label="create (modal)", on_error=report_in_view(client, view_id), urgent=True)
 
     app.view(CallbackId.CREATE_FORM.value)(handle_create_submission)
     app.view(CallbackId.CREATE_PREVIEW.value)(handle_preview_submission)
