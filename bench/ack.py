@@ -116,8 +116,11 @@ async def build_bodies(url: str, slack: RunningFakeSlack, request: Request, coun
     return captured
 
 
-async def fire(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
-    """Post `bodies` (signed now) `concurrency` at a time; return latencies, statuses and wall time."""
+async def fire(
+    url: str, bodies: list[str], concurrency: int, server_pid: int | None = None
+) -> dict[str, Any]:
+    """Post `bodies` (signed now) `concurrency` at a time; return latencies, statuses, wall time and
+    the server's CPU time (s) when the first request went out and when the last answer came back."""
     latencies: list[float] = []
     statuses: list[int] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -142,15 +145,23 @@ async def fire(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
                 latencies.append(time.perf_counter() - started)
                 statuses.append(response.status)
 
+        cpu_start = cpu_seconds(server_pid) if server_pid else float("nan")
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    return {"latencies": latencies, "statuses": statuses, "wall": wall}
+        cpu_end = cpu_seconds(server_pid) if server_pid else float("nan")
+    return {
+        "latencies": latencies,
+        "statuses": statuses,
+        "wall": wall,
+        "server_cpu_start": cpu_start,
+        "server_cpu_end": cpu_end,
+    }
 
 
-async def _fire_cell(url: str, warmup: list[str], bodies: list[str], concurrency: int) -> dict[str, Any]:
-    await fire(url, warmup, min(concurrency, 2))
-    return await fire(url, bodies, concurrency)
+async def _fire_cell(cell: dict[str, Any]) -> dict[str, Any]:
+    await fire(cell["url"], cell["warmup"], min(cell["level"], 2))
+    return await fire(cell["url"], cell["bodies"], cell["level"], cell["server_pid"])
 
 
 def _run_load_generator(cell: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +191,7 @@ def _figures(rounds: list[dict[str, Any]]) -> dict[str, float]:
         "p99": percentile(latencies, 0.99) * 1000,
         "rps": len(latencies) / sum(result["wall"] for result in rounds),
         "failures": float(sum(status != 200 for status in statuses)),
-        "cpu_us": sum(result["server_cpu"] for result in rounds) / len(latencies) * 1e6,
+        "cpu_us": sum(r["server_cpu_end"] - r["server_cpu_start"] for r in rounds) / len(latencies) * 1e6,
     }
 
 
@@ -240,18 +251,16 @@ async def main(
                                 "warmup": bodies[:WARMUP],
                                 "bodies": bodies[WARMUP:],
                                 "level": level,
+                                "server_pid": pids[target],
                             }
                             before = await follow_up_counters(stack.health_url)
                             # The local Slack and simulator keep serving Sweep while the generator runs.
-                            cpu_before = cpu_seconds(pids[target])
                             result = await asyncio.to_thread(_run_load_generator, cell)
-                            cpu_after_burst = cpu_seconds(pids[target])
-                            result["server_cpu"] = cpu_after_burst - cpu_before
                             samples.setdefault((target, name, level), []).append(result)
                             if target == "sweep":
                                 # Each round starts with no after-ack work left over from the last one.
                                 drained = await wait_for_follow_ups(stack.health_url, before)
-                                drained["cpu"] = cpu_seconds(pids[target]) - cpu_after_burst
+                                drained["cpu"] = cpu_seconds(pids[target]) - result["server_cpu_end"]
                                 follow_ups.setdefault((name, level), []).append(drained)
     _print_tables(requests, rounds, levels, samples, follow_ups)
 
@@ -314,7 +323,7 @@ if __name__ == "__main__":
     if arguments.fire:
         with open(arguments.fire) as spec_file:
             spec = json.load(spec_file)
-        figures = asyncio.run(_fire_cell(spec["url"], spec["warmup"], spec["bodies"], spec["level"]))
+        figures = asyncio.run(_fire_cell(spec))
         print(json.dumps(figures))
     else:
         asyncio.run(
