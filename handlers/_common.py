@@ -22,7 +22,7 @@ Reply = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Services:
-    """Everything a listener needs, built once in `bot.app.create_app`."""
+    """Everything a listener needs, built once in `bot.app.open_runtime`."""
 
     jobs: JobService
     policy: Policy
