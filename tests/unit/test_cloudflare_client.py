@@ -870,8 +870,13 @@ async def test_max_in_flight_bounds_concurrent_requests_and_the_rest_wait_their_
     )
     ids = [str(uuid.uuid4()) for _ in range(5)]
     calls = asyncio.gather(*(client.get_job(job_id) for job_id in ids))
-    for _ in range(20):
-        await asyncio.sleep(0.01)
+
+    async def two_in_flight() -> None:
+        while in_flight < 2:
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(two_in_flight(), 5)
+    await asyncio.sleep(0.05)  # room for a third request, were the bound not kept
     assert peak == 2 and in_flight == 2
     release.set()
     jobs = await calls
@@ -880,8 +885,10 @@ async def test_max_in_flight_bounds_concurrent_requests_and_the_rest_wait_their_
 
 async def test_waiting_too_long_for_a_request_slot_is_a_timeout_that_sent_nothing() -> None:
     release = asyncio.Event()
+    holding = asyncio.Event()
 
     async def handler(request: httpx.Request) -> httpx.Response:
+        holding.set()
         await release.wait()
         return envelope(job_json(request.url.path.rsplit("/", 1)[-1]))
 
@@ -894,7 +901,7 @@ async def test_waiting_too_long_for_a_request_slot_is_a_timeout_that_sent_nothin
         sleep=Recorder(),
     )
     blocking = asyncio.ensure_future(client.get_job(str(uuid.uuid4())))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(holding.wait(), 5)  # the first request holds the only slot
     with pytest.raises(errors.TimeoutError) as caught:
         await asyncio.wait_for(client.get_job(str(uuid.uuid4())), 5)
     assert isinstance(caught.value.__cause__, httpx.PoolTimeout)
