@@ -207,25 +207,15 @@ class SlackDriver:
         """Run `/sweep <text>` as `user_id` in `channel_id` (Slack's form body, signed)."""
         user = user_id or self.user_id
         channel = channel_id or self.channel_id
-        self.last_trigger_id = self.fake.issue_trigger_id(user)
-        self.last_response_url = self.fake.new_response_url(
-            source="commands", channel_id=channel, user_id=user
+        fields = self.fake.slash_command_payload(
+            text,
+            user_id=user,
+            channel_id=channel,
+            channel_name=self._channel_name(channel),
+            command=self.command,
+            team_id=self.team_id,
         )
-        fields = {
-            "token": "verification-token-unused",
-            "team_id": self.team_id,
-            "team_domain": self.fake.team_domain,
-            "channel_id": channel,
-            "channel_name": self._channel_name(channel),
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": self.command,
-            "text": text,
-            "api_app_id": self.fake.app_id,
-            "is_enterprise_install": "false",
-            "response_url": self.last_response_url,
-            "trigger_id": self.last_trigger_id,
-        }
+        self.last_trigger_id, self.last_response_url = fields["trigger_id"], fields["response_url"]
         response = await self.post_signed(urlencode(fields).encode())
         if self.apply_slack_side and response.status == 200:
             body = bolt_ack_body(response)

@@ -234,23 +234,13 @@ class FakeSocketMode:
         Like Slack, an ack carrying a message (`text` or `blocks`) is shown to the user: it is
         recorded as a response with `via="ack"`.
         """
-        payload = {
-            "token": "verification-token-unused",
-            "team_id": self.state.team_id,
-            "team_domain": self.state.team_domain,
-            "channel_id": channel_id,
-            "channel_name": channel_name or channel_id.lower(),
-            "user_id": user_id,
-            "user_name": user_id.lower(),
-            "command": command,
-            "text": text,
-            "api_app_id": self.state.app_id,
-            "is_enterprise_install": "false",
-            "response_url": self.state.new_response_url(
-                source="commands", channel_id=channel_id, user_id=user_id
-            ),
-            "trigger_id": self.state.issue_trigger_id(user_id),
-        }
+        payload = self.state.slash_command_payload(
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            channel_name=channel_name or channel_id.lower(),
+            command=command,
+        )
         ack = await self.send_envelope("slash_commands", payload, timeout=timeout)
         if ack.get("text") or ack.get("blocks"):
             self.state.record_ack(ack, channel_id=channel_id, user_id=user_id)

@@ -433,6 +433,33 @@ class FakeSlack:
         )
         return f"{self.base_url}response/{source}/{self.team_id}/{token}"
 
+    def slash_command_payload(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        channel_id: str,
+        channel_name: str,
+        command: str = "/sweep",
+        team_id: str | None = None,
+    ) -> dict[str, str]:
+        """Return the fields Slack sends for `<command> <text>`, with a fresh trigger id and response_url."""
+        return {
+            "token": "verification-token-unused",
+            "team_id": team_id or self.team_id,
+            "team_domain": self.team_domain,
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.new_response_url(source="commands", channel_id=channel_id, user_id=user_id),
+            "trigger_id": self.issue_trigger_id(user_id),
+        }
+
     # ------------------------------------------------------------------ faults
 
     def inject(self, fault: Fault) -> None:

@@ -45,6 +45,7 @@ from bot.grammar import JobDraft, UsageError
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.models import TrackedJob
 from bot.payloads import CancelButtonValue, ListPageValue, decode
+from tests.support import mrkdwn_texts
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 EVIL = "<!channel> <@U123> <https://evil.example|bank> & <!here>"
@@ -125,20 +126,6 @@ def make_result(count: int = 3, *, capped: bool = False, subject: str = "Invoice
         for i in range(count)
     ]
     return SearchResult(messages=messages, capped=capped)
-
-
-def mrkdwn_texts(payload: Any) -> list[str]:
-    """Every mrkdwn text object's text in a payload (recursively)."""
-    found: list[str] = []
-    if isinstance(payload, dict):
-        if payload.get("type") == "mrkdwn":
-            found.append(payload["text"])
-        for value in payload.values():
-            found.extend(mrkdwn_texts(value))
-    elif isinstance(payload, list):
-        for value in payload:
-            found.extend(mrkdwn_texts(value))
-    return found
 
 
 def assert_escaped(payload: dict[str, Any]) -> None:
