@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -274,19 +275,9 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
-        stats = runtime.services.follow_ups.stats
-        return web.json_response(
-            {
-                "ok": True,
-                "follow_ups": {
-                    "waiting": stats.waiting,
-                    "running": stats.running,
-                    "done": stats.done,
-                    "failed": stats.failed,
-                    "max_wait_seconds": round(stats.max_wait_seconds, 3),
-                },
-            }
-        )
+        follow_ups = dataclasses.asdict(runtime.services.follow_ups.stats)
+        follow_ups["max_wait_seconds"] = round(follow_ups["max_wait_seconds"], 3)
+        return web.json_response({"ok": True, "follow_ups": follow_ups})
 
     application = web.Application()
     application.router.add_post(path, slack_events)

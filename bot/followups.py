@@ -42,16 +42,16 @@ class _FollowUp:
     submitted_at: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class FollowUpStats:
-    """Counters for /healthz and the benchmarks."""
+    """A snapshot of the counters, for /healthz and the benchmarks."""
 
-    waiting: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
+    waiting: int
+    running: int
+    done: int
+    failed: int
     #: Longest time (s) a follow-up waited before it started, since the process began.
-    max_wait_seconds: float = 0.0
+    max_wait_seconds: float
 
     @property
     def idle(self) -> bool:
@@ -84,7 +84,20 @@ class FollowUps:
         self._scheduler: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self.stats = FollowUpStats()
+        self._done = 0
+        self._failed = 0
+        self._max_wait = 0.0
+
+    @property
+    def stats(self) -> FollowUpStats:
+        """Return the current counters."""
+        return FollowUpStats(
+            waiting=len(self._waiting),
+            running=len(self._tasks),
+            done=self._done,
+            failed=self._failed,
+            max_wait_seconds=self._max_wait,
+        )
 
     def note_request(self) -> None:
         """Record that a Slack request just arrived (its ack comes before any waiting follow-up)."""
@@ -99,10 +112,9 @@ class FollowUps:
             return
         was_empty = not self._waiting
         self._waiting.append(item)
-        self.stats.waiting = len(self._waiting)
-        if self.stats.waiting % BACKLOG_WARNING_STEP == 0:
+        if len(self._waiting) % BACKLOG_WARNING_STEP == 0:
             log.warning(
-                "%d follow-ups waiting: requests arrive faster than Sweep acts on them", self.stats.waiting
+                "%d follow-ups waiting: requests arrive faster than Sweep acts on them", len(self._waiting)
             )
         if self._scheduler is None or self._scheduler.done():
             self._scheduler = asyncio.create_task(self._schedule(), name="follow-up scheduler")
@@ -150,7 +162,6 @@ class FollowUps:
                 continue
             await self._slots.acquire()
             item = self._waiting.popleft()
-            self.stats.waiting = len(self._waiting)
             self._start(item, holds_slot=True)
             # One start per loop iteration: a request that arrived meanwhile is noted before the next.
             await asyncio.sleep(0)
@@ -162,8 +173,7 @@ class FollowUps:
         return max(0.0, start_at - now)
 
     def _start(self, item: _FollowUp, *, holds_slot: bool = False) -> None:
-        self.stats.max_wait_seconds = max(self.stats.max_wait_seconds, self._clock() - item.submitted_at)
-        self.stats.running += 1
+        self._max_wait = max(self._max_wait, self._clock() - item.submitted_at)
         task = asyncio.create_task(self._run(item, holds_slot), name=f"follow-up {item.label}")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -171,15 +181,14 @@ class FollowUps:
     async def _run(self, item: _FollowUp, holds_slot: bool) -> None:
         try:
             await item.work()
-            self.stats.done += 1
+            self._done += 1
         except Exception as error:  # noqa: BLE001 - a follow-up's failure is reported, never raised
-            self.stats.failed += 1
+            self._failed += 1
             try:
                 await item.on_error(error)
             except Exception:  # noqa: BLE001 - reporting must not kill the runner either
                 log.exception("could not report a failed follow-up (%s)", item.label)
         finally:
-            self.stats.running -= 1
             if holds_slot:
                 self._slots.release()
 
