@@ -198,20 +198,19 @@ def _figures(rounds: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-async def follow_up_counters(health_url: str) -> dict[str, Any]:
+async def follow_up_counters(http: httpx.AsyncClient, health_url: str) -> dict[str, Any]:
     """Return Sweep's follow-up counters from /healthz."""
-    async with httpx.AsyncClient() as http:
-        counters: dict[str, Any] = (await http.get(health_url)).json()["follow_ups"]
+    counters: dict[str, Any] = (await http.get(health_url)).json()["follow_ups"]
     return counters
 
 
 async def wait_for_follow_ups(
-    health_url: str, before: dict[str, Any], timeout: float = 120.0
+    http: httpx.AsyncClient, health_url: str, before: dict[str, Any], timeout: float = 120.0
 ) -> dict[str, float]:
     """Wait until Sweep has no follow-up waiting or running; return how long that took and the counts."""
     started = time.perf_counter()
     while True:
-        counters = await follow_up_counters(health_url)
+        counters = await follow_up_counters(http, health_url)
         if counters["waiting"] == 0 and counters["running"] == 0:
             break
         if time.perf_counter() - started > timeout:
@@ -230,7 +229,7 @@ async def main(
     """Run the benchmark and print the tables."""
     samples: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     follow_ups: dict[tuple[str, int], list[dict[str, float]]] = {}
-    async with sweep_stack(pin=pin) as stack:
+    async with sweep_stack(pin=pin) as stack, httpx.AsyncClient() as health:
         bare_port, stock_port = free_port(), free_port()
         bare_args = [*pinned_to_server_cpu(pin), sys.executable, "bench/bare_app.py"]
         bare_args += [str(bare_port), SECRET, stack.slack.api_url]
@@ -256,13 +255,13 @@ async def main(
                                 "level": level,
                                 "server_pid": pids[target],
                             }
-                            before = await follow_up_counters(stack.health_url)
+                            before = await follow_up_counters(health, stack.health_url)
                             # The local Slack and simulator keep serving Sweep while the generator runs.
                             result = await asyncio.to_thread(_run_load_generator, cell)
                             samples.setdefault((target, name, level), []).append(result)
                             if target == "sweep":
                                 # Each round starts with no after-ack work left over from the last one.
-                                drained = await wait_for_follow_ups(stack.health_url, before)
+                                drained = await wait_for_follow_ups(health, stack.health_url, before)
                                 drained["cpu"] = cpu_seconds(pids[target]) - result["server_cpu_end"]
                                 follow_ups.setdefault((name, level), []).append(drained)
     _print_tables(requests, rounds, levels, samples, follow_ups)
