@@ -30,7 +30,6 @@ message (for the recipient in `client_recipients`); the mailbox itself is not ch
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 import zlib
@@ -50,7 +49,7 @@ from bot.simulator.mailbox import (
     format_ts_ms,
     generate_mailbox,
 )
-from bot.simulator.validation import SimError
+from bot.simulator.validation import SimError, page_of
 
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 FAIL_TRIGGER = "#sim-fail"
@@ -276,8 +275,7 @@ class SimulatorState:
             selected = (j for j in selected if j.action == action_type)
         if status is not None:
             selected = (j for j in selected if self.status_of(j, now) == status)
-        start = (page - 1) * per_page
-        return [(j, self.view(j, now)) for j in itertools.islice(selected, start, start + per_page)]
+        return [(j, self.view(j, now)) for j in page_of(selected, page, per_page)]
 
     def cancel(self, job: Job) -> JobView:
         """Cancel an active job (409 when it is already terminal)."""
