@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -129,11 +130,13 @@ def simulator_config(mailbox_size: int) -> SimulatorConfig:
 
 
 async def _main(examples: int, seed: int, mailbox_size: int) -> None:
+    # aiohttp logs each malformed HTTP message it refuses with 400 (the fuzzer sends a few on purpose).
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="sweep-fuzz-") as workdir:
         async with running_simulator(simulator_config(mailbox_size)) as sim:
             run = await fuzz(sim, examples=examples, seed=seed, workdir=Path(workdir))
     print(f"schemathesis over {len(SERVED)} operations, {examples} examples each, seed {seed}")
-    print(f"  operations tested:   {run.operations_tested}")
+    print(f"  operations tested:    {run.operations_tested}")
     print(f"  test cases generated: {run.generated}")
     print(
         f"  requests answered:    {run.requests} ({', '.join(f'{k}: {v}' for k, v in run.statuses.items())})"
@@ -141,9 +144,8 @@ async def _main(examples: int, seed: int, mailbox_size: int) -> None:
     print(f"  wall time:            {run.seconds:.1f} s (exit code {run.exit_code})")
     print(f"  failures:             {sum(f['count'] for f in run.failures)}")
     for failure in run.failures:
-        print(
-            f"    {failure['code']} {failure['title']} x{failure['count']}: {', '.join(failure['operations'])}"
-        )
+        where = ", ".join(failure["operations"])
+        print(f"    {failure['code']} {failure['title']} x{failure['count']}: {where}")
     for error in run.errors:
         print(f"  error: {error['title']} x{error['count']}")
     if run.failures or run.errors or run.exit_code:

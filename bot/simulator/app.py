@@ -150,9 +150,14 @@ async def last_resort_middleware(request: web.Request, handler: Handler) -> web.
     except web.HTTPException:
         raise
     except Exception:
-        reference = uuid.uuid4().hex[:12]
-        log.exception("simulator bug (reference %s) answering %s %s", reference, request.method, request.path)
-        return error_response(SimError(500, 10002, f"Internal server error (reference {reference})"))
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    """Log the exception being handled (with a reference) and answer 500 in the envelope."""
+    reference = uuid.uuid4().hex[:12]
+    log.exception("simulator bug (reference %s) answering %s %s", reference, request.method, request.path)
+    return error_response(SimError(500, 10002, f"Internal server error (reference {reference})"))
 
 
 @web.middleware
@@ -196,6 +201,10 @@ async def _answer(
         response = error_response(SimError(405, 7001, f"Method {request.method} not allowed for this route"))
     except web.HTTPNotFound:
         response = error_response(SimError(404, 7003, "No route for the URI"))
+    except web.HTTPException:
+        raise
+    except Exception:  # a bug: answered (and counted in the stats) like any other answer
+        response = _internal_error(request)
     if rule is not None:
         return _fault_response(rule.status or 503, rule.retry_after)
     return response
