@@ -164,30 +164,29 @@ class RequestArgs:
 
 @dataclass(frozen=True)
 class Operation:
-    """Everything the document says about one operation's request."""
+    """Everything the document says about one operation's request, ready to validate."""
 
     method: str
     path: str
     operation_id: str
     parameters: tuple[Parameter, ...]
-    body_schema: dict[str, Any] | None
-    body_required: bool
-    validators: tuple[Draft7Validator, Draft7Validator, Draft7Validator | None]
+    path_validator: Draft7Validator
+    query_validator: Draft7Validator
+    body_validator: Draft7Validator | None
 
     @property
     def takes_body(self) -> bool:
         """Return True when the operation has a JSON request body."""
-        return self.validators[2] is not None
+        return self.body_validator is not None
 
     def validate(self, match_info: Mapping[str, str], query: Any, body: Any = None) -> RequestArgs:
         """Return the typed arguments, or raise a SimError listing every violation.
 
         `query` is the request's multi-dict; `body` the parsed JSON body (ignored when the operation
-        takes none).
+        takes none). Query defaults the document declares are filled in.
         """
         path_values = {p.name: p.coerce(match_info[p.name]) for p in self.parameters if p.location == "path"}
-        problems: list[SimError] = []
-        problems += _errors(self.validators[0], path_values, "path", self._codes)
+        problems = _errors(self.path_validator, path_values, "path", self._codes)
         query_values: dict[str, Any] = {}
         for p in self.parameters:
             if p.location != "query":
@@ -199,11 +198,10 @@ class Operation:
                 )
             if given:
                 query_values[p.name] = p.coerce(given[0])
-        problems += _errors(self.validators[1], query_values, "query", self._codes)
-        payload = None
-        if self.validators[2] is not None:
-            payload = body
-            problems += _errors(self.validators[2], payload, "body", self._codes)
+        problems += _errors(self.query_validator, query_values, "query", self._codes)
+        payload = body if self.body_validator is not None else None
+        if self.body_validator is not None:
+            problems += _errors(self.body_validator, payload, "body", self._codes)
         if problems:
             raise _combined(problems)
         for p in self.parameters:
@@ -303,7 +301,7 @@ def _describe(error: ValidationError, name: str) -> str:
         return f"{name} must be at most {expected} characters"
     if keyword == "minLength":
         return f"{name} must be at least {expected} characters"
-    return f"{name} is not valid: {error.message}"
+    return f"{name} is not valid: {error.message[:200]}"
 
 
 def _show(value: Any) -> str:
@@ -331,41 +329,33 @@ def operations() -> dict[tuple[str, str], Operation]:
                 "parameters": [*shared, *operation.get("parameters", [])],
             }
     _revision_extensions(document["components"]["schemas"], raw)
-    built: dict[tuple[str, str], Operation] = {}
-    for (method, template), operation in raw.items():
-        parameters = tuple(
-            Parameter(
-                p["name"], p["in"], bool(p.get("required")), _to_json_schema(p.get("schema", {}), document)
-            )
-            for p in (_to_json_schema(p, document) for p in operation["parameters"])
-            if p["in"] in {"path", "query"}
-        )
-        body = operation.get("requestBody", {})
-        body_schema = body.get("content", {}).get("application/json", {}).get("schema")
-        body_json = _to_json_schema(body_schema, document) if body_schema is not None else None
+    return {key: _build(key, operation, document) for key, operation in raw.items()}
 
-        def validator(location: str, params: tuple[Parameter, ...] = parameters) -> Draft7Validator:
-            chosen = [p for p in params if p.location == location]
-            return _object_validator(
-                {p.name: p.schema for p in chosen}, [p.name for p in chosen if p.required]
-            )
 
-        built[(method, template)] = Operation(
-            method=method,
-            path=template,
-            operation_id=operation.get("operationId", ""),
-            parameters=parameters,
-            body_schema=body_json,
-            body_required=bool(body.get("required")),
-            validators=(
-                validator("path"),
-                validator("query"),
-                Draft7Validator(body_json, format_checker=_format_checker())
-                if body_json is not None
-                else None,
-            ),
-        )
-    return built
+def _build(key: tuple[str, str], operation: Mapping[str, Any], document: Mapping[str, Any]) -> Operation:
+    declared = (_to_json_schema(p, document) for p in operation["parameters"])
+    parameters = tuple(
+        Parameter(p["name"], p["in"], bool(p.get("required")), p.get("schema", {}))
+        for p in declared
+        if p["in"] in {"path", "query"}
+    )
+
+    def validator(location: str) -> Draft7Validator:
+        chosen = [p for p in parameters if p.location == location]
+        return _object_validator({p.name: p.schema for p in chosen}, [p.name for p in chosen if p.required])
+
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    return Operation(
+        method=key[0],
+        path=key[1],
+        operation_id=operation.get("operationId", ""),
+        parameters=parameters,
+        path_validator=validator("path"),
+        query_validator=validator("query"),
+        body_validator=None
+        if body is None
+        else Draft7Validator(_to_json_schema(body, document), format_checker=_format_checker()),
+    )
 
 
 def operation_for(method: str, template: str) -> Operation | None:

@@ -208,6 +208,7 @@ async def test_far_pages_of_the_search_and_of_a_jobs_messages_are_empty(
     [
         {"s": "x", "e": 0, "o": 0, "f": 0},
         {"s": 0, "e": [1], "o": 0, "f": 0},
+        {"s": 10**400, "e": 0, "o": 0, "f": 0},
         {"s": 0, "e": 0, "o": -5, "f": 0},
         {"s": 0, "e": 0, "o": 1.5, "f": 0},
         {"s": 0, "e": 0, "o": 0, "f": True},
