@@ -11,6 +11,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.cloudflare.models import UNKNOWN_COUNT
+
 ELLIPSIS = "…"
 
 SECTION_TEXT_MAX = 3000
@@ -225,9 +227,11 @@ def format_time(value: datetime | None) -> str:
 
 
 def format_count(value: int | None) -> str:
-    """Return a count with thousands separators (`1,234`), or `—` when unknown."""
+    """Return a count with thousands separators (`1,234`); `—` if not reported, `unknown` if impossible."""
     if value is None:
         return "—"
+    if value == UNKNOWN_COUNT:
+        return "unknown"
     return f"{value:,}"
 
 
