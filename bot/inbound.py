@@ -90,10 +90,13 @@ def _user_id(payload: Mapping[str, Any]) -> bool:
     return isinstance(user, Mapping) and _nonempty_str(user.get("id"))
 
 
-def _view_ok(payload: Mapping[str, Any]) -> bool:
-    view = payload.get("view")
-    return isinstance(view, Mapping) and all(
-        _nonempty_str(view.get(k)) for k in ("id", "type", "callback_id")
+def _view_ok(view: Any) -> bool:
+    """Return True for a view as Slack sends it: ids as strings, `state` an object, metadata a string."""
+    return (
+        isinstance(view, Mapping)
+        and all(_nonempty_str(view.get(k)) for k in ("id", "type", "callback_id"))
+        and isinstance(view.get("state", {}), Mapping)
+        and all(isinstance(view.get(k, ""), str) for k in ("private_metadata", "hash"))
     )
 
 
@@ -117,8 +120,15 @@ def _interaction_problem(payload: Any) -> str | None:
         return f"a {kind} payload without user.id"
     if kind == "block_actions" and not _actions_ok(payload):
         return "a block_actions payload without actions[].action_id"
-    if kind in ("view_submission", "view_closed") and not _view_ok(payload):
-        return f"a {kind} payload without view.id, view.type and view.callback_id"
+    if kind in ("view_submission", "view_closed") and not _view_ok(payload.get("view")):
+        return f"a {kind} payload without a well-formed view (id, type, callback_id, state)"
+    if "view" in payload and not _view_ok(payload["view"]):
+        return f"a {kind} payload with a malformed view"
+    if kind == "block_actions" and "view" not in payload and not _nonempty_str(payload.get("response_url")):
+        return "a block_actions payload from a message without a response_url"
+    channel = payload.get("channel")
+    if channel is not None and not (isinstance(channel, Mapping) and isinstance(channel.get("id", ""), str)):
+        return f"a {kind} payload with a malformed channel"
     return None
 
 

@@ -91,7 +91,10 @@ def command_body(trap: Trap, name: str, **fields: str | None) -> bytes:
 
 
 def action_body(**overrides: Any) -> bytes:
-    """Return a block_actions form with a user and a channel Sweep does not answer in, no response_url."""
+    """Return a block_actions form with a user and a channel Sweep does not answer in, no response_url.
+
+    Signed, it is a 400 (a message's block_actions always has a response_url); unsigned, a 401.
+    """
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": OPERATOR},

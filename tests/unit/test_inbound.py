@@ -97,7 +97,17 @@ VIEW = {"id": "V1", "type": "modal", "callback_id": "sweep_create"}
     [
         b"command=%2Fsweep&text=&user_id=U1&channel_id=C1",
         b"command=%2Fsweep&text=move+query%3Apayload+to%3Ajunk&user_id=U1&channel_id=C1",
-        _payload({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}]}),
+        _payload(
+            {
+                "type": "block_actions",
+                "user": {"id": "U1"},
+                "actions": [{"action_id": "a"}],
+                "response_url": "u",
+            }
+        ),
+        _payload(
+            {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}], "view": VIEW}
+        ),
         _payload({"type": "view_submission", "user": {"id": "U1"}, "view": VIEW}),
         _payload({"type": "view_closed", "user": {"id": "U1"}, "view": VIEW}),
         _payload({"type": "shortcut", "user": {"id": "U1"}}),
@@ -119,9 +129,40 @@ def test_what_slack_sends_has_the_right_shape(body: bytes) -> None:
         (_payload({"user": {"id": "U1"}}), FORM_CONTENT_TYPE),
         (_payload({"type": "block_actions", "actions": [{"action_id": "a"}]}), FORM_CONTENT_TYPE),
         (_payload({"type": "block_actions", "user": {"id": "U1"}}), FORM_CONTENT_TYPE),
+        (
+            _payload({"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}]}),
+            FORM_CONTENT_TYPE,
+        ),
         (_payload({"type": "block_actions", "user": {"id": "U1"}, "actions": [{}]}), FORM_CONTENT_TYPE),
         (_payload({"type": "view_submission", "user": {"id": "U1"}}), FORM_CONTENT_TYPE),
         (_payload({"type": "view_submission", "user": {"id": "U1"}, "view": {"id": "V"}}), FORM_CONTENT_TYPE),
+        (
+            _payload({"type": "view_submission", "user": {"id": "U1"}, "view": {**VIEW, "state": []}}),
+            FORM_CONTENT_TYPE,
+        ),
+        (
+            _payload(
+                {"type": "view_submission", "user": {"id": "U1"}, "view": {**VIEW, "private_metadata": 1}}
+            ),
+            FORM_CONTENT_TYPE,
+        ),
+        (
+            _payload(
+                {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "a"}], "view": []}
+            ),
+            FORM_CONTENT_TYPE,
+        ),
+        (
+            _payload(
+                {
+                    "type": "block_actions",
+                    "user": {"id": "U1"},
+                    "actions": [{"action_id": "a"}],
+                    "channel": "C1",
+                }
+            ),
+            FORM_CONTENT_TYPE,
+        ),
         (b"command=%2Fsweep&channel_id=C1", FORM_CONTENT_TYPE),
         (b"command=%2Fsweep&user_id=U1&channel_id=", FORM_CONTENT_TYPE),
         (b"command=%2Fsweep&user_id=U1&channel_id=C1", "application/json"),
