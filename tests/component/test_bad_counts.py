@@ -1,5 +1,8 @@
 """One absurd record cannot stall the others: impossible counts from Cloudflare (the simulator over HTTP).
 
+The tracker and notifier run against the simulator, a real SQLite file and the local Slack (over HTTP,
+through slack_sdk's client, as in production).
+
 The simulator's `POST /__sim/jobs/{id}/counts` makes a job report any counter values. 2**63 does not fit
 SQLite's INTEGER, a negative count or 1.5 cannot be true: Sweep keeps such a count as unknown, says so on
 the job's card, and every other job's card and thread reply still arrive in the same cycle.
@@ -16,12 +19,15 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.validate import validate_message
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.cloudflare.models import UNKNOWN_COUNT
+from bot.devslack.server import RunningFakeSlack, running_fake_slack
+from bot.devslack.state import Message
 from bot.notifier import Notifier
-from bot.slack_port import RecordedMessage, RecordingSlackPort
+from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
 from bot.tracker import Tracker
 
@@ -38,11 +44,11 @@ LABELS = {
 
 @dataclass
 class Env:
-    """The tracker and notifier against the simulator, a real SQLite file and the in-memory Slack."""
+    """The tracker and notifier against the simulator, a real SQLite file and the local Slack."""
 
     store: SqliteStore
     control: httpx.AsyncClient
-    slack: RecordingSlackPort
+    slack: RunningFakeSlack
     notifier: Notifier
     tracker: Tracker
 
@@ -53,6 +59,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
         httpx.AsyncClient(timeout=10) as http,
         httpx.AsyncClient(base_url=simulator.root_url, timeout=10) as control,
         SqliteStore.open(tmp_path / "sweep.db") as store,
+        running_fake_slack(bot_token="xoxb-component") as slack,
     ):
         client = CloudflareClient(
             http,
@@ -61,8 +68,8 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
             base_url=str(simulator.base_url),
             retry=RetryPolicy(max_attempts=1, base_delay=0, jitter=0),
         )
-        slack = RecordingSlackPort()
-        notifier = Notifier(store, slack, min_edit_interval=0)
+        web = AsyncWebClient(token="xoxb-component", base_url=slack.api_url)
+        notifier = Notifier(store, WebClientSlackPort(web), min_edit_interval=0)
         tracker = Tracker(store, client, poll_seconds=0.05, notifier=notifier)
         yield Env(store, control, slack, notifier, tracker)
 
@@ -90,16 +97,20 @@ async def drain(env: Env) -> None:
         pass
 
 
-def card_of(env: Env, job_id: str) -> RecordedMessage:
+def card_of(env: Env, job_id: str) -> Message:
     [card] = [
         m
-        for m in env.slack.top_level("C1")
+        for m in env.slack.state.top_level("C1")
         if (m.metadata or {}).get("event_payload", {}).get("job_id") == job_id
     ]
     return card
 
 
-def everything(message: RecordedMessage) -> str:
+def replies(env: Env, card: Message) -> list[Message]:
+    return [m for m in env.slack.state.thread("C1", card.ts) if m.is_reply]
+
+
+def everything(message: Message) -> str:
     return message.text + "\n" + json.dumps(message.blocks, ensure_ascii=False)
 
 
@@ -118,7 +129,7 @@ async def test_a_job_reporting_2_63_does_not_stop_another_job_from_completing(en
     assert [(t.job_id, t.status) for t in report.transitions] == [(normal, "COMPLETED")]
     finished = card_of(env, normal)
     assert "Completed" in finished.text and IMPOSSIBLE not in everything(finished)
-    [reply] = env.slack.replies(finished.ts)
+    [reply] = replies(env, finished)
     assert "Completed" in reply.text
     stored = await env.store.get_job(absurd)
     assert stored is not None and stored.total_messages_discovered == UNKNOWN_COUNT
@@ -134,7 +145,7 @@ async def test_a_job_reporting_2_63_does_not_stop_another_job_from_completing(en
     report = await env.tracker.tick()
     await drain(env)
     assert report.ok and [(t.job_id, t.status) for t in report.transitions] == [(absurd, "COMPLETED")]
-    [final] = env.slack.replies(card_of(env, absurd).ts)
+    [final] = replies(env, card_of(env, absurd))
     assert "unknown" in final.text and IMPOSSIBLE in everything(final)
 
 
