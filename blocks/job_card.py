@@ -26,7 +26,7 @@ from blocks._kit import (
     safe_multiline,
     section,
 )
-from bot.cloudflare.models import BulkJob
+from bot.cloudflare.models import UNKNOWN_COUNT, BulkJob
 from bot.ids import ActionId, BlockId
 from bot.models import TrackedJob
 from bot.payloads import CancelButtonValue, PayloadError, encode
@@ -35,22 +35,39 @@ COMMENT_MAX = 1000
 STATUS_MESSAGE_MAX = 1000
 
 
-def _counts(job: TrackedJob) -> list[tuple[str, str]]:
+def _count_values(job: TrackedJob) -> list[tuple[str, int]]:
     pairs = [
-        ("Discovered", format_count(job.total_messages_discovered)),
-        ("Successful", format_count(job.messages_successful)),
-        ("Failed", format_count(job.messages_failed)),
-        ("Pending", format_count(job.messages_pending)),
+        ("Discovered", job.total_messages_discovered),
+        ("Successful", job.messages_successful),
+        ("Failed", job.messages_failed),
+        ("Pending", job.messages_pending),
     ]
     if job.messages_skipped is not None:
-        pairs.append(("Skipped", format_count(job.messages_skipped)))
+        pairs.append(("Skipped", job.messages_skipped))
     if job.messages_cancelled is not None:
-        pairs.append(("Cancelled", format_count(job.messages_cancelled)))
+        pairs.append(("Cancelled", job.messages_cancelled))
     return pairs
+
+
+def _counts(job: TrackedJob) -> list[tuple[str, str]]:
+    return [(label, format_count(value)) for label, value in _count_values(job)]
+
+
+def _impossible_counts_note(job: TrackedJob) -> str | None:
+    """Say which counts Cloudflare reported impossibly (Sweep shows them as unknown), or None."""
+    labels = [label for label, value in _count_values(job) if value == UNKNOWN_COUNT]
+    if not labels:
+        return None
+    return (
+        f":warning: Cloudflare reported an impossible count ({', '.join(labels)}); shown as unknown. "
+        "Check the job in the Cloudflare dashboard."
+    )
 
 
 def _progress(job: TrackedJob) -> str:
     total = job.total_messages_discovered
+    if job.processed == UNKNOWN_COUNT:
+        return "Progress unknown: Cloudflare reported an impossible count."
     if total <= 0:
         if job.is_terminal:
             return "No messages matched the search."
@@ -122,6 +139,8 @@ def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
         quoted = "\n".join(f">{line}" for line in safe_multiline(job.comment, COMMENT_MAX).splitlines())
         blocks.append(section(f"*Comment*\n{quoted}"))
     notes: list[str] = []
+    if (impossible := _impossible_counts_note(job)) is not None:
+        notes.append(impossible)
     if job.status_message:
         notes.append(f"Cloudflare says: {safe(job.status_message, STATUS_MESSAGE_MAX)}")
     if job.cancelled_by:
@@ -170,6 +189,8 @@ def build_transition_reply(job: TrackedJob, *, previous_status: str | None, now:
     else:
         blocks.append(section(_progress(job)))
     notes: list[str] = []
+    if (impossible := _impossible_counts_note(job)) is not None:
+        notes.append(impossible)
     if job.gone:
         notes.append("The job was deleted outside Sweep; Sweep stopped tracking it.")
     if job.status_message:

@@ -35,6 +35,7 @@ from bot.cloudflare.models import (
     SearchParams,
     format_timestamp,
 )
+from bot.text import INVISIBLE
 
 __all__ = [
     "CLOCK_SKEW",
@@ -227,7 +228,6 @@ _SINCE_RE = re.compile(
 )
 _SLACK_LINK_RE = re.compile(r"^<(?:mailto:|https?://)([^<>|]*)(?:\|([^<>]*))?>$", re.IGNORECASE)
 _SLACK_MENTION_RE = re.compile(r"<[@#!][^<>]*>")
-_INVISIBLE = frozenset("\u200b\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _TRUE = frozenset({"yes", "y", "true", "on", "1"})
 _FALSE = frozenset({"no", "n", "false", "off", "0"})
 
@@ -413,7 +413,7 @@ def _check_characters(text: str) -> None:
         if ch in "\t\n\r":
             continue
         category = unicodedata.category(ch)
-        if category in ("Cc", "Cs") or ch in _INVISIBLE:
+        if category in ("Cc", "Cs") or ch in INVISIBLE:
             name = unicodedata.name(ch, "control character")
             raise UsageError(
                 f"the command contains an invisible or control character (U+{ord(ch):04X} {name}) "

@@ -106,6 +106,7 @@ class Tracker:
         self._per_page = per_page
         self._failures = 0
         self._unrecovered: set[str] = set()
+        self._impossible_logged: set[str] = set()
 
     def _wake(self) -> None:
         if self._notifier is not None:
@@ -157,8 +158,20 @@ class Tracker:
                     report.gone += 1
         elif missing:
             log.info("%d tracked jobs not listed; not fetching them after a failed list", len(missing))
+        self._note_impossible_counts(snapshots)
         report.transitions = await self._store.apply_snapshots(snapshots, now=self._clock())
         report.finished = sum(1 for t in report.transitions if is_terminal(t.status)) + report.gone
+
+    def _note_impossible_counts(self, snapshots: Sequence[BulkJob]) -> None:
+        """Log, once per job, the counts Cloudflare reported that cannot be true (its card says so too)."""
+        for job in snapshots:
+            if job.impossible_counts and job.job_id not in self._impossible_logged:
+                self._impossible_logged.add(job.job_id)
+                log.warning(
+                    "job %s: Cloudflare reported impossible counts %s; shown as unknown",
+                    job.job_id,
+                    ", ".join(f"{name}={raw}" for name, raw in job.impossible_counts.items()),
+                )
 
     async def _walk(self, status: str, active: dict[str, str], seen: dict[str, BulkJob]) -> None:
         """List one status page by page until a short page, keeping tracked jobs only."""
@@ -270,6 +283,7 @@ class Tracker:
     async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
         """Start tracking a job created elsewhere (one GET); True if it was not tracked yet."""
         job = await self._client.get_job(job_id)
+        self._note_impossible_counts([job])
         tracked, is_new = await self._store.track_existing(
             job,
             account_id=self._client.account_id,

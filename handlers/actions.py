@@ -136,7 +136,9 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        view = body["view"]
+        view = body.get("view")
+        if not isinstance(view, dict):
+            return  # a modal's select, clicked anywhere else: nothing Sweep drew
         selected = (action.get("selected_option") or {}).get("value", "MOVE")
         metadata = view.get("private_metadata", "")
         try:
@@ -147,7 +149,9 @@ def register(app: AsyncApp, services: Services) -> None:
 
     async def handle_edit_draft_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        view = body["view"]
+        view = body.get("view")
+        if not isinstance(view, dict):
+            return  # a modal's button, clicked anywhere else: nothing Sweep drew
         try:
             metadata = decode(ModalMetadata, view.get("private_metadata", ""))
         except PayloadError:

@@ -477,6 +477,40 @@ async def force_status(request: web.Request) -> web.Response:
     return web.json_response(sim.state.job_json(job, view))
 
 
+#: The counters `POST /__sim/jobs/{job_id}/counts` may override.
+COUNT_FIELDS = frozenset(
+    {
+        "total_messages_discovered",
+        "messages_pending",
+        "messages_successful",
+        "messages_failed",
+        "messages_skipped",
+        "messages_cancelled",
+    }
+)
+
+
+async def set_counts(request: web.Request) -> web.Response:
+    """POST /__sim/jobs/{job_id}/counts `{counter: any JSON value…}`: report these counters from now on.
+
+    For fault injection: the values are sent as given (2**63, -5, 1.5, "many"); `{}` reports the real
+    counters again.
+    """
+    sim = request.app[SIMULATOR]
+    body = await _control_body(request)
+    unknown = sorted(set(body) - COUNT_FIELDS)
+    if unknown:
+        return web.json_response(
+            {"error": f"not a counter: {unknown}; use {sorted(COUNT_FIELDS)}"}, status=400
+        )
+    try:
+        job = sim.state.find(request.match_info["job_id"])
+    except SimError as error:
+        return _control_error(error)
+    job.reported_counts = dict(body) or None
+    return web.json_response(sim.state.job_json(job))
+
+
 async def get_job_control(request: web.Request) -> web.Response:
     """GET /__sim/jobs/{job_id}: a job as the API shows it, without auth or stats."""
     sim = request.app[SIMULATOR]
@@ -565,6 +599,7 @@ def _control_routes() -> list[web.RouteDef]:
         web.delete("/__sim/faults", clear_faults),
         web.get("/__sim/jobs/{job_id}", get_job_control),
         web.post("/__sim/jobs/{job_id}/status", force_status),
+        web.post("/__sim/jobs/{job_id}/counts", set_counts),
         web.post("/__sim/seed-jobs", seed_jobs),
         web.post("/__sim/hold", hold_jobs),
         web.post("/__sim/release", release_jobs),
@@ -647,6 +682,15 @@ class RunningSimulator:
         return self.state.job_json(
             job, self.state.force_status(job, status, status_message=status_message, hold=hold)
         )
+
+    async def set_counts(self, job_id: str, counts: Mapping[str, Any]) -> dict[str, Any]:
+        """Report these counters for a job from now on (as POST /__sim/jobs/{job_id}/counts)."""
+        unknown = sorted(set(counts) - COUNT_FIELDS)
+        if unknown:
+            raise ValueError(f"not a counter: {unknown}")
+        job = self.state.find(job_id)
+        job.reported_counts = dict(counts) or None
+        return self.state.job_json(job)
 
     async def hold(self, job_ids: Iterable[str] | None = None) -> int:
         """Freeze active jobs (all by default) where they are."""

@@ -123,6 +123,8 @@ class Job:
     held_elapsed: float | None = None
     final: Final | None = None
     seeded: bool = False
+    # Counters to report instead of the real ones (any JSON value), set through the control API.
+    reported_counts: dict[str, Any] | None = None
     _discovery: Discovery | None = None
     _fail_prefix: list[int] | None = None
 
@@ -553,7 +555,7 @@ class SimulatorState:
         if job.destination is not None:
             params["destination"] = job.destination
         c = view.counts
-        return {
+        answer = {
             "job_id": job.job_id,
             "action_type": job.action,
             "action_params": params,
@@ -571,6 +573,9 @@ class SimulatorState:
             "completed_at": None if view.completed_at is None else format_ts_ms(view.completed_at),
             "status_message": view.status_message,
         }
+        if job.reported_counts:
+            answer.update(job.reported_counts)
+        return answer
 
     def message_records(self, job: Job, status: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield one BulkActionMessageDetail per discovered message, in discovery order."""
