@@ -114,8 +114,11 @@ def _cancel_button(job: TrackedJob) -> dict[str, Any] | None:
 
 def _fallback(job: TrackedJob) -> str:
     title = safe(action_title(job.action_type, job.destination), 200)
-    status = _status_words(job)
+    # The status word stays first and alone before the comma (notifications and tools read it there).
+    status = "deleted at Cloudflare" if job.gone else status_word(job.status)
     counts = f"{format_count(job.processed)}/{format_count(job.total_messages_discovered)} processed"
+    if job.messages_failed > 0:
+        counts += f", {format_count(job.messages_failed)} failed"
     return f"{title}: {status}, {counts} (job {safe(job.job_id, 100)})"
 
 

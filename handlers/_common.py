@@ -13,7 +13,7 @@ from blocks.errors import build_cloudflare_error, build_error, build_refusal
 from bot.cloudflare.errors import CloudflareError
 from bot.followups import ErrorReporter, FollowUps, Work
 from bot.jobs import JobService
-from bot.policy import Decision, Policy
+from bot.policy import Decision, Operation, Policy
 
 log = logging.getLogger("sweep.handlers")
 
@@ -34,12 +34,16 @@ class Services:
         """Run `work` once Slack has its ack (see `bot.followups`); a failure goes to `on_error`."""
         self.follow_ups.submit(work, on_error=on_error, label=label, urgent=urgent)
 
-    async def may_operate(self, user_id: str, channel_id: str | None) -> Decision:
-        """Decide whether this user may create or cancel jobs from this channel."""
+    async def may_operate(
+        self, user_id: str, channel_id: str | None, operation: Operation = Operation.CREATE
+    ) -> Decision:
+        """Decide whether this user may do `operation` from this channel (a refusal names it)."""
         in_channel = self.may_view(channel_id)
         if not in_channel.allowed:
             return in_channel
-        return await self.policy.can_operate(user_id, resolve_group_members=self.resolve_group_members)
+        return await self.policy.can_operate(
+            user_id, resolve_group_members=self.resolve_group_members, operation=operation
+        )
 
     def may_view(self, channel_id: str | None) -> Decision:
         """Decide whether Sweep answers in this channel at all."""

@@ -11,6 +11,7 @@ from typing import Any
 from blocks.notice import build_notice
 from bot.cloudflare.errors import CloudflareError, NotFoundError
 from bot.grammar import JobDraft
+from bot.policy import Operation
 from handlers._common import Reply, Services, error_message, refuse, reply_ephemeral
 
 
@@ -18,7 +19,7 @@ async def cancel_job(
     services: Services, respond: Reply, *, job_id: str, user_id: str, channel_id: str | None
 ) -> None:
     """Cancel a job for a user, politely when it already finished, refusing non-operators."""
-    decision = await services.may_operate(user_id, channel_id)
+    decision = await services.may_operate(user_id, channel_id, Operation.CANCEL)
     if not decision.allowed:
         await refuse(respond, services, user_id, f"cancel {job_id}", channel_id, decision.reason)
         return

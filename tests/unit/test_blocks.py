@@ -978,7 +978,7 @@ def test_card_and_thread_reply_word_the_outcome_alike() -> None:
     assert ":white_check_mark: Completed with 2 failures" in card
     assert ":white_check_mark: Completed with 2 failures" in all_text(reply)
     assert "Processing → Completed with 2 failures" in reply["text"]
-    assert "Completed with 2 failures" in build_job_card(job, now=NOW)["text"]
+    assert "Completed, 200/200 processed, 2 failed" in build_job_card(job, now=NOW)["text"]
     first = all_text(build_transition_reply(job, previous_status=None, now=NOW))
     assert ":white_check_mark: Completed with 2 failures" in first
 
