@@ -71,6 +71,7 @@ def register(app: AsyncApp, services: Services) -> None:
             label=f"/sweep {type(parsed).__name__}",
             on_error=report_by_reply(respond),
             urgent=isinstance(parsed, NewCommand),
+            on_wait=services.wait_by_reply(respond, replace="after_first"),
         )
 
     async def _dispatch(
