@@ -37,9 +37,15 @@ async def cancel_job(
         )
         text = f"Job `{job_id}` had already finished ({status}); there was nothing left to cancel."
     else:
+        action = (
+            outcome.tracked.action_type
+            if outcome.tracked
+            else (outcome.job.action_type if outcome.job else "")
+        )
+        done = "released" if action == "RELEASE" else "moved"
         text = (
             f"Cancelled job `{job_id}`. Pending messages will not be processed; "
-            "messages already moved stay moved."
+            f"messages already {done} stay {done}."
         )
     await reply_ephemeral(respond, build_notice(text))
 

@@ -54,9 +54,10 @@ def test_card_message() -> None:
     }
     lines = render_message(message, prefix="┃ ").split("\n")
     assert lines[0] == "┃ Move to Deleted Items"
-    assert lines[1] == "┃ :large_blue_circle: PROCESSING · @U9"
-    assert lines[2].startswith("┃ *Discovered* 42") and lines[2].endswith("*Moved* 30")
-    assert lines[3] == "┃ *Failed* 1"
+    # mrkdwn is shown as Slack renders it: emoji names as emoji, bold without its stars.
+    assert lines[1] == "┃ 🔵 PROCESSING · @U9"
+    assert lines[2].startswith("┃ Discovered 42") and lines[2].endswith("Moved 30")
+    assert lines[3] == "┃ Failed 1"
     assert lines[4] == "┃ " + "─" * 40
     assert lines[5] == "┃ Job 6f1c  [ Cancel ]"
     assert lines[6] == "┃ [ Confirm ]  [ Dismiss ]"
