@@ -22,6 +22,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -290,8 +291,12 @@ class Player:
         if isinstance(dialog, dict):
             self.conversation.say(f"\n[Slack asks first]\n{render_confirm(dialog, prefix='  ')}")
             if not await self.answer(dialog):
+                self.conversation.user(
+                    ANALYST, f"answers [ {_label({'text': dialog.get('deny')}) or 'Cancel'} ]"
+                )
                 self.conversation.say("(nothing was sent to Sweep)")
                 return False
+            self.conversation.user(ANALYST, f"answers [ {_label({'text': dialog.get('confirm')}) or 'Yes'} ]")
         self.sent += 1
         await self.driver.block_action(str(element.get("action_id")), **target)
         return True
@@ -537,13 +542,32 @@ class Terminal:
 
     conversation: Conversation
     stdin: TextIO
+    _lines: asyncio.Queue[str | None] | None = None
+
+    def _start(self) -> asyncio.Queue[str | None]:
+        # A daemon thread, not the loop's executor: a read blocked on the terminal must not keep
+        # the process alive after Ctrl-C.
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def pump() -> None:
+            for line in iter(self.stdin.readline, ""):
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=pump, name="demo stdin", daemon=True).start()
+        return lines
 
     async def read(self, prompt: str = PROMPT) -> str | None:
         """Return the next line (None at end of input), showing `prompt`; events print meanwhile."""
+        if self._lines is None:
+            self._lines = self._start()
         self.conversation.prompt(prompt)
-        line = await asyncio.get_running_loop().run_in_executor(None, self.stdin.readline)
+        line = await self._lines.get()
         self.conversation.at_prompt = False
-        return line.strip() if line else None
+        if line is None:
+            self._lines.put_nowait(None)  # every later read sees the end of input too
+        return line.strip() if line is not None else None
 
     async def confirm(self, dialog: JsonDict) -> bool:
         """Ask the person to answer a confirmation dialog (y/N)."""
@@ -651,11 +675,14 @@ async def run_demo(
 ) -> int:
     """Play the demo; return the exit code. Its temporary files go unless `keep` (or the demo failed)."""
     workdir = Path(tempfile.mkdtemp(prefix="sweep-demo-"))
-    failed = True
+    failed, code = True, 0
     try:
         with _bot_log(workdir, verbose=verbose):
             await _play(workdir, interactive_mode=interactive_mode, out=out, stdin=stdin)
         failed = False
+    except asyncio.CancelledError:
+        # Ctrl-C (asyncio.run cancels this task): a way to end the demo, not a failure to report.
+        failed, code = False, 130
     finally:
         if failed:
             print(
@@ -670,7 +697,7 @@ async def run_demo(
                 "\nThe demo removed its temporary files (--keep keeps the database and the bot's log).",
                 file=out,
             )
-    return 0
+    return code
 
 
 async def _play(workdir: Path, *, interactive_mode: bool, out: TextIO, stdin: TextIO) -> None:
