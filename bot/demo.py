@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from bot.app import Runtime, background_loops, http_application, open_runtime
 from bot.config import CloudflareSettings, Settings
-from bot.devslack.driver import SlackDriver
+from bot.devslack.driver import SlackDriver, bolt_ack_body
 from bot.devslack.modal import state_from_view
 from bot.devslack.render import render_confirm, render_message, render_view
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
@@ -222,8 +222,12 @@ def _entry(element: JsonDict, raw: str) -> tuple[JsonDict, str | None]:
         options = list(element.get("options") or [])
         options += [o for g in element.get("option_groups") or [] for o in g.get("options") or []]
         wanted = _words(raw)
-        chosen = next((o for o in options if _words(str(o.get("value"))) == wanted), None) or next(
-            (o for o in options if _words(_label(o)).startswith(wanted)), None
+        chosen = (
+            next((o for o in options if _words(str(o.get("value"))) == wanted), None)
+            or next((o for o in options if _words(_label(o)).startswith(wanted)), None)
+            or next(
+                (o for o in options if any(w.startswith(wanted) for w in _words(_label(o)).split())), None
+            )
         )
         if chosen is None:
             names = ", ".join(str(o.get("value")) for o in options)
@@ -360,7 +364,13 @@ class Player:
         if isinstance(submit, dict) and _matches(_label({"text": submit}), wanted):
             self.conversation.user(ANALYST, f"clicks [ {_label({'text': submit})} ] in the form")
             self.sent += 1
-            await self.driver.view_submission(view.view, self.view_state(view))
+            values = self.view_state(view)
+            answer = bolt_ack_body(await self.driver.view_submission(view.view, values))
+            if answer.get("response_action") == "errors" and isinstance(answer.get("errors"), dict):
+                # Slack shows the errors under the fields and keeps the form open.
+                errors = {str(k): str(v) for k, v in answer["errors"].items()}
+                form = render_view(view.view, prefix="  ", state=values, errors=errors)
+                self.conversation.say(f"\n[form, with Sweep's errors]\n{form}")
             return True
         if isinstance(close, dict) and _matches(_label({"text": close}), wanted):
             self.conversation.user(ANALYST, f"clicks [ {_label({'text': close})} ] in the form")

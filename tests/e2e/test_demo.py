@@ -101,6 +101,9 @@ def test_an_interactive_session_shows_what_slack_shows(demo: Terminal, temp_dir:
     assert "New bulk action" in form
     assert re.search(r"Received from \(optional\): \[ \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \]", form), form
     assert not re.search(r"\[ 1\d{9} \]", form), "a date picker printed as a unix time"
+    # Previewed with no filter: Sweep's field errors are shown under the fields, the form stays open.
+    refused = demo.type("press preview", then=r"with Sweep's errors[\s\S]*sweep> $")
+    assert "⚠" in refused and "Review bulk action" not in refused
     demo.type("set subject invoice")
     demo.type("set folder junk")
     shown = demo.type("show")
