@@ -72,7 +72,12 @@ def register(app: AsyncApp, services: Services) -> None:
                 services, respond, job_id=value.job_id, user_id=user_id, channel_id=channel_id
             )
 
-        services.after_ack(act, label="cancel button", on_error=report_by_reply(respond))
+        services.after_ack(
+            act,
+            label="cancel button",
+            on_error=report_by_reply(respond),
+            on_wait=services.wait_by_reply(respond, replace="never"),  # the card must stay
+        )
 
     async def handle_confirm_create_button(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
@@ -93,7 +98,13 @@ def register(app: AsyncApp, services: Services) -> None:
             await reply_ephemeral(respond, message, replace_original=True)
 
         # A create starts at once, never deferred: a crash must not strand an acknowledged create.
-        services.after_ack(act, label="create (button)", on_error=report_by_reply(respond), urgent=True)
+        services.after_ack(
+            act,
+            label="create (button)",
+            on_error=report_by_reply(respond),
+            urgent=True,
+            on_wait=services.wait_by_reply(respond, replace="always"),
+        )
 
     async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()
@@ -130,7 +141,12 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await reply_ephemeral(respond, message, replace_original=True)
 
-        services.after_ack(act, label="list page", on_error=report_by_reply(respond))
+        services.after_ack(
+            act,
+            label="list page",
+            on_error=report_by_reply(respond),
+            on_wait=services.wait_by_reply(respond, replace="always"),
+        )
 
     async def handle_action_select(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient

@@ -27,6 +27,7 @@ from bot.grammar import (
     parse_command,
 )
 from bot.payloads import ConfirmCreateValue, ModalMetadata, encode
+from bot.policy import Operation
 from handlers import flows
 from handlers._common import Services, refuse, reply_ephemeral, report_by_reply
 
@@ -70,6 +71,7 @@ def register(app: AsyncApp, services: Services) -> None:
             label=f"/sweep {type(parsed).__name__}",
             on_error=report_by_reply(respond),
             urgent=isinstance(parsed, NewCommand),
+            on_wait=services.wait_by_reply(respond, replace="after_first"),
         )
 
     async def _dispatch(
@@ -82,7 +84,7 @@ def register(app: AsyncApp, services: Services) -> None:
         client: AsyncWebClient,
     ) -> None:
         if isinstance(parsed, NewCommand):
-            decision = await services.may_operate(user_id, channel_id)
+            decision = await services.may_operate(user_id, channel_id, Operation.OPEN_FORM)
             if not decision.allowed:
                 await refuse(respond, services, user_id, "open create form", channel_id, decision.reason)
                 return
@@ -133,7 +135,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 services, respond, job_id=parsed.job_id, user_id=user_id, channel_id=channel_id
             )
         elif isinstance(parsed, WatchCommand):
-            decision = await services.may_operate(user_id, channel_id)
+            decision = await services.may_operate(user_id, channel_id, Operation.WATCH)
             if not decision.allowed:
                 await refuse(
                     respond, services, user_id, f"watch {parsed.job_id}", channel_id, decision.reason

@@ -11,6 +11,7 @@ from typing import Any
 from blocks.notice import build_notice
 from bot.cloudflare.errors import CloudflareError, NotFoundError
 from bot.grammar import JobDraft
+from bot.policy import Operation
 from handlers._common import Reply, Services, error_message, refuse, reply_ephemeral
 
 
@@ -18,7 +19,7 @@ async def cancel_job(
     services: Services, respond: Reply, *, job_id: str, user_id: str, channel_id: str | None
 ) -> None:
     """Cancel a job for a user, politely when it already finished, refusing non-operators."""
-    decision = await services.may_operate(user_id, channel_id)
+    decision = await services.may_operate(user_id, channel_id, Operation.CANCEL)
     if not decision.allowed:
         await refuse(respond, services, user_id, f"cancel {job_id}", channel_id, decision.reason)
         return
@@ -36,9 +37,15 @@ async def cancel_job(
         )
         text = f"Job `{job_id}` had already finished ({status}); there was nothing left to cancel."
     else:
+        action = (
+            outcome.tracked.action_type
+            if outcome.tracked
+            else (outcome.job.action_type if outcome.job else "")
+        )
+        done = "released" if action == "RELEASE" else "moved"
         text = (
             f"Cancelled job `{job_id}`. Pending messages will not be processed; "
-            "messages already moved stay moved."
+            f"messages already {done} stay {done}."
         )
     await reply_ephemeral(respond, build_notice(text))
 

@@ -72,7 +72,12 @@ def register(app: AsyncApp, services: Services) -> None:
                 ),
             )
 
-        services.after_ack(act, label="create form", on_error=report_in_view(client, view_id))
+        services.after_ack(
+            act,
+            label="create form",
+            on_error=report_in_view(client, view_id),
+            on_wait=services.wait_in_view(client, view_id, title=TITLE),
+        )
 
     async def handle_preview_submission(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
@@ -100,7 +105,13 @@ def register(app: AsyncApp, services: Services) -> None:
 
         # The ack already shows "Creating the job…": start at once, so a crash cannot leave that
         # promise with no create intent recorded behind it.
-        services.after_ack(act, label="create (modal)", on_error=report_in_view(client, view_id), urgent=True)
+        services.after_ack(
+            act,
+            label="create (modal)",
+            on_error=report_in_view(client, view_id),
+            urgent=True,
+            on_wait=services.wait_in_view(client, view_id, title=TITLE),
+        )
 
     app.view(CallbackId.CREATE_FORM.value)(handle_create_submission)
     app.view(CallbackId.CREATE_PREVIEW.value)(handle_preview_submission)

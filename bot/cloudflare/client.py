@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import email.utils
 import logging
 import random
@@ -44,8 +45,10 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "CloudflareClient",
     "Credentials",
+    "RateLimitHook",
     "RetryPolicy",
     "make_request_tag",
+    "rate_limit_hook",
     "tag_marker",
 ]
 
@@ -55,6 +58,13 @@ MAX_COMMENT_LENGTH = 2000
 USER_AGENT = "sweep/0.1 (+https://github.com/; httpx)"
 
 logger = logging.getLogger("sweep.cloudflare")
+
+RateLimitHook = Callable[[float], Awaitable[None]]
+#: Awaited with the seconds the client is about to wait because Cloudflare answered 429, so whoever
+#: is waiting on the call can be told at once. Set per task by the caller (the client sets nothing).
+rate_limit_hook: contextvars.ContextVar[RateLimitHook | None] = contextvars.ContextVar(
+    "cloudflare_rate_limit_hook", default=None
+)
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -314,7 +324,7 @@ class CloudflareClient:
                 return self._model(BulkJob, envelope.result, "job")
             except errors.RateLimitedError as exc:
                 # A 429 is unambiguous: the job was not created, so wait and send it again.
-                await self._sleep(self._rate_limit_delay(exc, attempt))
+                await self._wait_rate_limit(exc, attempt)
             except (errors.ServerError, errors.TransportError) as exc:
                 if self._nothing_sent(exc):
                     if attempt >= self._retry.max_attempts:
@@ -704,6 +714,17 @@ class CloudflareClient:
         logger.info("rate limited; retrying in %.1f s (attempt %d)", delay, attempt)
         return delay
 
+    async def _wait_rate_limit(self, exc: errors.RateLimitedError, attempt: int) -> None:
+        """Wait out a 429 (or raise it), telling `rate_limit_hook` first how long the wait is."""
+        delay = self._rate_limit_delay(exc, attempt)
+        hook = rate_limit_hook.get()
+        if hook is not None:
+            try:
+                await hook(delay)
+            except Exception:  # noqa: BLE001 - telling someone must never break the call itself
+                logger.warning("the rate-limit hook failed", exc_info=True)
+        await self._sleep(delay)
+
     async def _call(
         self,
         method: str,
@@ -725,7 +746,7 @@ class CloudflareClient:
                 response = await self._send(method, url, params=params, json=json, attempt=attempt)
                 return self._unwrap(response, what, job_list=job_list)
             except errors.RateLimitedError as exc:
-                await self._sleep(self._rate_limit_delay(exc, attempt))
+                await self._wait_rate_limit(exc, attempt)
             except (errors.ServerError, errors.TransportError) as exc:
                 if not self._nothing_sent(exc):
                     state.ambiguous_failures += 1

@@ -202,12 +202,24 @@ async def test_a_short_cloudflare_rate_limit_is_waited_out_and_the_user_gets_the
     config = await stack.sim.set_faults(
         {"rules": [{"status": 429, "retry_after": 1, "count": 2, "method": "GET", "path": "/bulk"}]}
     )
-    elapsed, reply = await slash_reply(stack, "list")
+    before = len(stack.slack.state.responses(OPERATOR))
+    elapsed, notice = await slash_reply(stack, "list")
     assert elapsed < ACK_DEADLINE
-    text = everything(reply)
-    assert "Recent bulk jobs" in text or "No bulk jobs match" in text, text
-    assert "rate limited" not in text.lower()
+    # The user hears at once that Cloudflare is rate limiting and when Sweep retries...
+    assert "Cloudflare is rate limiting" in everything(notice), everything(notice)
+    assert "retry in 1 s" in everything(notice)
+
+    def answered() -> list[Any]:
+        replies = stack.slack.state.responses(OPERATOR)[before:]
+        return [r for r in replies if "Recent bulk jobs" in r.text or "No bulk jobs match" in r.text]
+
+    # ...then gets the answer, without an error.
+    reply = (await wait_until(answered, timeout=20, what="the list after the rate limit"))[-1]
+    assert "rate limited" not in everything(reply).lower()
     assert config.rules[0].count == 0, "both 429s were served (and waited out)"
+    replies = stack.slack.state.responses(OPERATOR)[before:]
+    notices = [r for r in replies if "Cloudflare is rate limiting" in r.text]
+    assert len(notices) == 2 and notices[1].replace_original, "a second wait updates the first notice"
 
 
 async def test_a_long_cloudflare_rate_limit_is_reported_with_the_code_and_when_to_retry(stack: Stack) -> None:

@@ -1162,3 +1162,50 @@ def test_cloudflare_counts_are_parsed_per_job_and_never_fail_the_parse(raw: Any,
     assert ("messages_pending" in job.impossible_counts) is (count == UNKNOWN_COUNT)
     assert job.total_messages_discovered == 10 and not set(job.impossible_counts) - {"messages_pending"}
     assert make_bulk(impossible_counts={"x": "forged"}).impossible_counts == {}
+
+
+# ---------------------------------------------------------------- honest words (issue 10)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("COMPLETED", "No messages matched the search."),
+        ("CANCELLED", "Cancelled before any message was discovered."),
+        ("FAILED", "Failed before any message was discovered."),
+        ("SKIPPED", "Skipped before any message was discovered."),
+        # An unknown status is treated as active (never dropped from tracking): still searching.
+        ("ARCHIVED", "Searching for matching messages…"),
+    ],
+)
+def test_a_job_that_ended_with_nothing_discovered_says_how_it_ended(status: str, expected: str) -> None:
+    job = make_job(status=status, total_messages_discovered=0, messages_pending=0, messages_successful=0)
+    card = all_text(check_message(build_job_card(job, now=NOW)))
+    assert expected in card
+    if status != "COMPLETED":
+        assert "No messages matched" not in card
+
+
+def test_a_job_deleted_before_discovery_says_so() -> None:
+    job = make_job(status="PENDING", total_messages_discovered=0, messages_pending=0, gone=True)
+    card = all_text(check_message(build_job_card(job, now=NOW)))
+    assert "Deleted at Cloudflare before any message was discovered." in card
+    assert "No messages matched" not in card and "Searching" not in card
+
+
+def test_card_and_thread_reply_word_the_outcome_alike() -> None:
+    job = make_job(status="COMPLETED", messages_pending=0, messages_failed=2, messages_successful=10)
+    card = all_text(build_job_card(job, now=NOW))
+    reply = build_transition_reply(job, previous_status="PROCESSING", now=NOW)
+    assert ":white_check_mark: Completed with 2 failures" in card
+    assert ":white_check_mark: Completed with 2 failures" in all_text(reply)
+    assert "Processing → Completed with 2 failures" in reply["text"]
+    assert "Completed, 200/200 processed, 2 failed" in build_job_card(job, now=NOW)["text"]
+    first = all_text(build_transition_reply(job, previous_status=None, now=NOW))
+    assert ":white_check_mark: Completed with 2 failures" in first
+
+
+def test_job_list_words_the_outcome_like_the_card() -> None:
+    job = make_bulk(status="COMPLETED", messages_failed=2, messages_pending=0)
+    listed = build_job_list([job], page=1, has_more=False, status=None, action_type=None, now=NOW)
+    assert "Completed with 2 failures" in all_text(check_message(listed))

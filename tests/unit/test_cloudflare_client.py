@@ -22,6 +22,7 @@ from bot.cloudflare.client import (
     RetryPolicy,
     make_request_tag,
     parse_retry_after,
+    rate_limit_hook,
     tag_marker,
 )
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
@@ -343,6 +344,38 @@ async def test_429_honours_retry_after_seconds() -> None:
     await client.get_job(str(uuid.uuid4()))
     assert sleep.delays == [7.0]
     assert client.api_calls == 2
+
+
+async def test_429_waits_are_told_to_the_rate_limit_hook_before_sleeping() -> None:
+    events: list[str] = []
+
+    async def hook(seconds: float) -> None:
+        events.append(f"told {seconds:g}")
+
+    async def sleep(delay: float) -> None:
+        events.append(f"slept {delay:g}")
+
+    answers = [
+        failure(429, 10429, "slow", **{"Retry-After": "7"}),
+        failure(429, 10429, "slow", **{"Retry-After": "3"}),
+        envelope(job_json()),
+    ]
+    client = make_client(lambda request: answers.pop(0), sleep=sleep)
+    rate_limit_hook.set(hook)  # pytest-asyncio runs each test in its own context
+    await client.get_job(str(uuid.uuid4()))
+    assert events == ["told 7", "slept 7", "told 3", "slept 3"]
+
+
+async def test_a_failing_rate_limit_hook_does_not_break_the_call() -> None:
+    async def hook(seconds: float) -> None:
+        raise RuntimeError("slack is down")
+
+    answers = [failure(429, 10429, "slow", **{"Retry-After": "2"}), envelope(job_json())]
+    sleep = Recorder()
+    client = make_client(lambda request: answers.pop(0), sleep=sleep)
+    rate_limit_hook.set(hook)
+    await client.get_job(str(uuid.uuid4()))
+    assert sleep.delays == [2.0]
 
 
 async def test_429_honours_retry_after_http_date() -> None:
