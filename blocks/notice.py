@@ -42,4 +42,7 @@ def build_create_not_made(payload: Mapping[str, Any]) -> dict[str, Any]:
         f":warning: {mention}, your *{title}* was *not created*: {reason}. No job exists at Cloudflare "
         "and no mail was touched. Run the command again to try once more."
     )
-    return message(text, [section(text), section(f"*Filters*\n{filters}")])
+    blocks = [section(text), section(f"*Filters*\n{filters}")]
+    if payload.get("comment"):
+        blocks.append(section(f"*Comment*\n>{safe(str(payload['comment']), 1000)}"))
+    return message(text, blocks)

@@ -50,6 +50,7 @@ def not_created_notice(intent: CreateIntent, reason: str) -> dict[str, Any]:
         "action": str(request.action),
         "destination": None if request.destination is None else str(request.destination),
         "search_params": request.search_params.to_api(),
+        "comment": request.comment,
         "reason": reason,
         "tag": intent.tag,
     }

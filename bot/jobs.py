@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -239,6 +239,7 @@ class JobService:
         actor: str,
         click_channel_id: str | None = None,
         confirm_check: Callable[[JobDraft], str | None] | None = None,
+        on_recorded: Callable[[], Awaitable[None]] | None = None,
     ) -> CreateOutcome:
         """Create exactly the stored preview, once; a second confirm creates nothing and says so.
 
@@ -246,7 +247,9 @@ class JobService:
         modal, whose channel was recorded when it was opened); it must be the preview's channel.
         The intent is recorded with the preview's use, in one transaction, before the POST, so a
         crash is resolved by tag later, never by creating twice. An ambiguous failure leaves the
-        intent open for the resolver and says the outcome is unknown.
+        intent open for the resolver and says the outcome is unknown. `on_recorded` runs once the
+        intent is recorded, before the POST (so "Creating the job…" is only ever said of a recorded
+        create).
         """
         record = await self._store.get_preview(preview_id)
         refusal = self._refusal(record, actor=actor, click_channel_id=click_channel_id)
@@ -277,6 +280,8 @@ class JobService:
             if latest is not None and latest.state is PreviewState.USED:
                 return await self._already(latest)
             return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=_EXPIRED)
+        if on_recorded is not None:
+            await on_recorded()
         return await self._send_create(tag, request, actor=actor, channel_id=record.channel_id)
 
     def _refusal(

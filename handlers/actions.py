@@ -87,9 +87,16 @@ def register(app: AsyncApp, services: Services) -> None:
             except PayloadError:
                 await reply_ephemeral(respond, GARBLED, replace_original=True)
                 return
-            await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
+
+            async def creating() -> None:
+                await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
+
             message = await flows.confirm_preview(
-                services, preview_id=value.preview_id, user_id=user_id, click_channel_id=channel_id
+                services,
+                preview_id=value.preview_id,
+                user_id=user_id,
+                click_channel_id=channel_id,
+                on_recorded=creating,
             )
             await reply_ephemeral(respond, message, replace_original=True)
 

@@ -6,7 +6,7 @@ or a modal update.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from blocks._kit import safe
@@ -53,6 +53,7 @@ async def confirm_preview(
     user_id: str,
     click_channel_id: str | None,
     confirm_check: Callable[[JobDraft], str | None] | None = None,
+    on_recorded: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Create the stored preview for an operator, once; return the message to show the analyst.
 
@@ -68,7 +69,11 @@ async def confirm_preview(
         return build_notice(decision.reason)
     try:
         outcome = await services.jobs.create_from_preview(
-            preview_id, actor=user_id, click_channel_id=click_channel_id, confirm_check=confirm_check
+            preview_id,
+            actor=user_id,
+            click_channel_id=click_channel_id,
+            confirm_check=confirm_check,
+            on_recorded=on_recorded,
         )
     except CloudflareError as error:
         return error_message(error)
