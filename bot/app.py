@@ -41,6 +41,7 @@ from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
+from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers import actions, commands, views
 from handlers._common import Services, error_message
@@ -216,6 +217,14 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 account_id=cloudflare.account_id,
                 wake_notifier=notifier.wake,
                 resolver=resolver,
+                budgets=RequestBudgets(
+                    budget_windows(
+                        reads_per_user=settings.sweep_reads_per_user,
+                        writes_per_user=settings.sweep_writes_per_user,
+                        reads_total=settings.sweep_reads_total,
+                        writes_total=settings.sweep_writes_total,
+                    )
+                ),
             )
             services = Services(
                 jobs=jobs,

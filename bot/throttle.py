@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from bot.clock import Clock, utc_now
 
-__all__ = ["BudgetKind", "RequestBudgets", "ThrottledError", "Window"]
+__all__ = ["BudgetKind", "RequestBudgets", "ThrottledError", "Window", "budget_windows"]
 
 
 class BudgetKind(StrEnum):
@@ -69,12 +69,19 @@ class _Counter:
         return self.times[0] + self.window.seconds - now
 
 
-DEFAULT_WINDOWS: dict[tuple[BudgetKind, str], Window] = {
-    (BudgetKind.READ, "you"): Window(limit=30, seconds=60),
-    (BudgetKind.WRITE, "you"): Window(limit=10, seconds=60),
-    (BudgetKind.READ, "everyone"): Window(limit=300, seconds=300),
-    (BudgetKind.WRITE, "everyone"): Window(limit=60, seconds=300),
-}
+def budget_windows(
+    *, reads_per_user: int = 30, writes_per_user: int = 10, reads_total: int = 300, writes_total: int = 60
+) -> dict[tuple[BudgetKind, str], Window]:
+    """Return the windows: per user per minute, for everyone per 5 minutes (the defaults above)."""
+    return {
+        (BudgetKind.READ, "you"): Window(limit=reads_per_user, seconds=60),
+        (BudgetKind.WRITE, "you"): Window(limit=writes_per_user, seconds=60),
+        (BudgetKind.READ, "everyone"): Window(limit=reads_total, seconds=300),
+        (BudgetKind.WRITE, "everyone"): Window(limit=writes_total, seconds=300),
+    }
+
+
+DEFAULT_WINDOWS = budget_windows()
 
 
 class RequestBudgets:

@@ -27,7 +27,8 @@ in the channel that no job was made, and "Creating the job…" was never shown f
 not recorded. A create killed before its intent was recorded makes no job (the analyst never saw
 "Creating the job…"). A round whose kill point is not reached is run again (up to twice), never counted.
 
-Sizes: `SWEEP_CRASH_ROUNDS` (default: one round per kill point, the CI size) and `SWEEP_CRASH_SEED` (default: random, printed).
+Sizes: `SWEEP_CRASH_ROUNDS` (default: one round per kill point, the CI size) and `SWEEP_CRASH_SEED`
+(default: random, printed).
 A longer local run:
 
     SWEEP_CRASH_ROUNDS=50 .venv/bin/python -m pytest tests/e2e/test_crash_safety.py -s
