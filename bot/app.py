@@ -34,6 +34,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cloudflare.client import CloudflareClient
 from bot.config import CloudflareSettings, ConfigError, Settings
+from bot.creates import CreateResolver
+from bot.dedupe import current_request_key, request_key
 from bot.followups import FollowUps
 from bot.inbound import (
     SIGNATURE_HEADER,
@@ -48,6 +50,7 @@ from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
+from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers import actions, commands, views
 from handlers._common import Services, error_message
@@ -112,7 +115,13 @@ class RequestArrival(AsyncMiddleware):
         response_url = req.context.response_url
         if self._session is not None and response_url:
             req.context["respond"] = SharedSessionRespond(response_url=response_url, session=self._session)
-        return await next()
+        # The listener runs inside this call (process_before_response), so the work it hands over
+        # after its ack knows which request it belongs to.
+        token = current_request_key.set(request_key(req.body))
+        try:
+            return await next()
+        finally:
+            current_request_key.reset(token)
 
 
 def create_app(
@@ -214,6 +223,7 @@ class Runtime:
     store: SqliteStore
     tracker: Tracker
     notifier: Notifier
+    resolver: CreateResolver
     services: Services
     #: Slack's signing secret (HTTP mode); None in Socket Mode, where `http_application` refuses everything.
     signing_secret: str | None = None
@@ -241,12 +251,29 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             if policy.everyone:
                 log.warning("SWEEP_OPERATORS is '*': every Slack user may create and cancel jobs")
             groups = GroupMembershipCache(_usergroup_fetcher(web_client))
+            # A create Sweep stopped waiting for is proven absent only well after Cloudflare would
+            # have answered it: twice the time Sweep waits for one answer.
+            resolver = CreateResolver(
+                store,
+                client,
+                settle_seconds=2 * settings.sweep_cloudflare_timeout,
+                wake_notifier=notifier.wake,
+            )
             jobs = JobService(
                 client=client,
                 store=store,
                 tracker=tracker,
                 account_id=cloudflare.account_id,
                 wake_notifier=notifier.wake,
+                resolver=resolver,
+                budgets=RequestBudgets(
+                    budget_windows(
+                        reads_per_user=settings.sweep_reads_per_user,
+                        writes_per_user=settings.sweep_writes_per_user,
+                        reads_total=settings.sweep_reads_total,
+                        writes_total=settings.sweep_writes_total,
+                    )
+                ),
             )
             services = Services(
                 jobs=jobs,
@@ -266,6 +293,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 store=store,
                 tracker=tracker,
                 notifier=notifier,
+                resolver=resolver,
                 services=services,
                 signing_secret=signing_secret,
             )
@@ -283,12 +311,14 @@ def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[froz
 
 @contextlib.asynccontextmanager
 async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the tracker and notifier beside the app until the block exits, then finish follow-ups."""
+    """Run the tracker, notifier and create resolver beside the app until the block exits."""
     stop = asyncio.Event()
-    await runtime.tracker.recover_create_intents()
+    # Before any request is served: creates a stopped process left open are resolved by tag.
+    await runtime.resolver.adopt_orphans()
     tasks = [
         asyncio.create_task(runtime.tracker.run(stop), name="tracker"),
         asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
+        asyncio.create_task(runtime.resolver.run(stop), name="create resolver"),
     ]
     try:
         yield

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sweep_cloudflare_timeout: float = Field(default=10.0, gt=0, le=300)
     sweep_operators: str = Field(min_length=1)
     sweep_channels: str | None = None
+    # Cloudflare-calling requests allowed (see bot/throttle.py): per user per minute, for everyone per 5 min.
+    sweep_reads_per_user: int = Field(default=30, ge=1, le=100_000)
+    sweep_writes_per_user: int = Field(default=10, ge=1, le=100_000)
+    sweep_reads_total: int = Field(default=300, ge=1, le=1_000_000)
+    sweep_writes_total: int = Field(default=60, ge=1, le=1_000_000)
 
     @field_validator("slack_api_url")
     @classmethod

@@ -48,6 +48,7 @@ __all__ = [
     "HELP_EXAMPLES",
     "KEY_ALIASES",
     "REQUEST_COMMENT_MAX",
+    "SETTABLE_SEARCH_FIELDS",
     "SUBCOMMANDS",
     "TEXT_MAX",
     "USAGE",
@@ -64,6 +65,7 @@ __all__ = [
     "UsageError",
     "WatchCommand",
     "parse_command",
+    "validate_draft",
 ]
 
 DEFAULT_RANGE = timedelta(days=7)
@@ -322,6 +324,50 @@ class JobDraft(BaseModel):
             search_params=self.search_params,
             comment=_clip(comment, REQUEST_COMMENT_MAX),
         )
+
+
+#: The search fields a person can set from `/sweep …` or the form; anything else in a draft is forged.
+SETTABLE_SEARCH_FIELDS = frozenset((*FILTER_KEYS, "start", "end", "detections_only"))
+
+
+def validate_draft(draft: JobDraft) -> str | None:
+    """Return why a stored draft could not have been typed (same rules as typed input), or None.
+
+    The model's own rules (a filter, a destination for a move, a sane range) hold already; this adds
+    what the parsers check on the way in: known fields only, value lengths, no blank values, no
+    invisible or control characters, and dates inside the searchable range.
+    """
+    params = draft.search_params
+    extra = sorted(set(params.model_dump(exclude_none=True)) - SETTABLE_SEARCH_FIELDS)
+    if extra:
+        return f"the search sets fields no Sweep form can set: {', '.join(extra)}"
+    for key in _TEXT_KEYS:
+        value = getattr(params, key)
+        if value is None:
+            continue
+        text = str(value)
+        if not text.strip():
+            return f"`{key}` is blank"
+        if len(text) > FIELD_MAX.get(key, VALUE_MAX):
+            return f"`{key}` is longer than {FIELD_MAX.get(key, VALUE_MAX)} characters"
+        try:
+            _check_characters(text)
+        except UsageError as error:
+            return f"`{key}`: {error.message}"
+    if draft.comment is not None:
+        if len(draft.comment) > COMMENT_MAX:
+            return f"the comment is longer than {COMMENT_MAX} characters"
+        try:
+            _check_characters(draft.comment)
+        except UsageError as error:
+            return f"the comment: {error.message}"
+    for name in ("start", "end"):
+        moment = getattr(params, name)
+        if moment is not None and moment < EARLIEST:
+            return f"`{name}` is before {EARLIEST:%Y-%m-%d}"
+    if params.start is not None and params.end is not None and params.end - params.start > MAX_SINCE:
+        return f"the date range is longer than {MAX_SINCE.days} days"
+    return None
 
 
 _FILTER_LABELS: dict[str, str] = {

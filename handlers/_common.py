@@ -13,11 +13,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.create_modal import build_loading_view
 from blocks.errors import build_cloudflare_error, build_error, build_refusal
-from blocks.notice import build_rate_limit_notice, rate_limit_text
+from blocks.notice import build_notice, build_rate_limit_notice, rate_limit_text
 from bot.cloudflare.errors import CloudflareError
+from bot.dedupe import current_request_key
 from bot.followups import ErrorReporter, FollowUps, WaitReporter, Work
-from bot.jobs import JobService
+from bot.jobs import JobService, PreviewUnusableError
 from bot.policy import Decision, Operation, Policy
+from bot.throttle import ThrottledError
 
 log = logging.getLogger("sweep.handlers")
 
@@ -47,9 +49,23 @@ class Services:
     ) -> None:
         """Run `work` once Slack has its ack (see `bot.followups`); a failure goes to `on_error`.
 
-        `on_wait` tells the user at once when the work waits out Cloudflare's rate limit.
+        `on_wait` tells the user at once when the work waits out Cloudflare's rate limit. A request
+        Slack (or anyone) sends again — same trigger id — is acknowledged but its work runs once:
+        the first copy to claim the request's key in the database wins.
         """
+        key = current_request_key.get()
+        if key is not None:
+            work = self._once(key, work, label)
         self.follow_ups.submit(work, on_error=on_error, label=label, urgent=urgent, on_wait=on_wait)
+
+    def _once(self, key: str, work: Work, label: str) -> Work:
+        async def claimed() -> None:
+            if not await self.jobs.claim_request(key):
+                log.info("%s: a repeat of request %s, acknowledged and not acted on again", label, key)
+                return
+            await work()
+
+        return claimed
 
     def wait_by_reply(
         self, respond: Reply, *, replace: Literal["always", "never", "after_first"]
@@ -108,6 +124,8 @@ def error_message(error: Exception) -> dict[str, Any]:
     """Return the message that tells a user what failed: Cloudflare's code and message, or a reference id."""
     if isinstance(error, CloudflareError):
         return build_cloudflare_error(error.user_message())
+    if isinstance(error, ThrottledError | PreviewUnusableError):
+        return build_notice(str(error))
     reference = new_reference()
     log.error("unexpected error (reference %s)", reference, exc_info=error)
     return build_error("Something went wrong on Sweep's side.", reference=reference)
@@ -126,6 +144,8 @@ async def log_error(error: Exception) -> None:
     """Report a failure only in the log (where there is no message to answer the user in)."""
     if isinstance(error, CloudflareError):
         log.warning("Cloudflare refused a follow-up: %s", error.user_message())
+    elif isinstance(error, ThrottledError | PreviewUnusableError):
+        log.info("a follow-up was refused: %s", error)
     else:
         error_message(error)
 

@@ -83,7 +83,8 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        raw_value, user_id = action.get("value", ""), body["user"]["id"]
+        # The channel is the one Slack says the click came from, never one a payload names.
+        raw_value, user_id, channel_id = action.get("value", ""), body["user"]["id"], _channel_of(body)
 
         async def act() -> None:
             try:
@@ -91,9 +92,16 @@ def register(app: AsyncApp, services: Services) -> None:
             except PayloadError:
                 await reply_ephemeral(respond, GARBLED, replace_original=True)
                 return
-            await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
-            _, message = await flows.create_job(
-                services, draft=value.draft, user_id=user_id, channel_id=value.channel_id
+
+            async def creating() -> None:
+                await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
+
+            message = await flows.confirm_preview(
+                services,
+                preview_id=value.preview_id,
+                user_id=user_id,
+                click_channel_id=channel_id,
+                on_recorded=creating,
             )
             await reply_ephemeral(respond, message, replace_original=True)
 
@@ -118,7 +126,7 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        raw_value, channel_id = action.get("value", ""), _channel_of(body)
+        raw_value, channel_id, user_id = action.get("value", ""), _channel_of(body), body["user"]["id"]
 
         async def act() -> None:
             try:
@@ -129,7 +137,12 @@ def register(app: AsyncApp, services: Services) -> None:
             if not services.may_view(channel_id).allowed:
                 return
             page = await services.jobs.list_jobs(
-                status=value.status, action_type=value.action_type, page=value.page, per_page=LIST_PAGE_SIZE
+                actor=user_id,
+                channel_id=channel_id,
+                status=value.status,
+                action_type=value.action_type,
+                page=value.page,
+                per_page=LIST_PAGE_SIZE,
             )
             message = build_job_list(
                 page.items,
@@ -172,7 +185,7 @@ def register(app: AsyncApp, services: Services) -> None:
             metadata = decode(ModalMetadata, view.get("private_metadata", ""))
         except PayloadError:
             return
-        back = encode(ModalMetadata(channel_id=metadata.channel_id, draft=metadata.draft, stage="form"))
+        back = encode(ModalMetadata(preview_id=metadata.preview_id, draft=metadata.draft, stage="form"))
         redraw_form(services, client, view, label="edit draft", metadata=back, draft=metadata.draft)
 
     app.action(ActionId.CANCEL_JOB.value)(handle_cancel_button)

@@ -88,7 +88,8 @@ def register(app: AsyncApp, services: Services) -> None:
             if not decision.allowed:
                 await refuse(respond, services, user_id, "open create form", channel_id, decision.reason)
                 return
-            metadata = encode(ModalMetadata(channel_id=channel_id, draft=None, stage="form"))
+            form_id = await services.jobs.open_form(requester=user_id, channel_id=channel_id)
+            metadata = encode(ModalMetadata(preview_id=form_id, draft=None, stage="form"))
             await client.views_open(
                 trigger_id=command["trigger_id"],
                 view=build_create_modal(metadata=metadata, now=services.clock()),
@@ -98,11 +99,11 @@ def register(app: AsyncApp, services: Services) -> None:
             if not decision.allowed:
                 await refuse(respond, services, user_id, "create", channel_id, decision.reason)
                 return
-            preview = await services.jobs.preview(parsed.draft)
-            confirm_value = encode(ConfirmCreateValue(draft=parsed.draft, channel_id=channel_id))
+            preview = await services.jobs.preview(parsed.draft, requester=user_id, channel_id=channel_id)
+            confirm_value = encode(ConfirmCreateValue(preview_id=preview.id))
             message = build_inline_preview(
                 draft=parsed.draft,
-                preview=preview,
+                preview=preview.result,
                 limit=services.jobs.preview_limit,
                 confirm_value=confirm_value,
                 now=services.clock(),
@@ -110,7 +111,12 @@ def register(app: AsyncApp, services: Services) -> None:
             await reply_ephemeral(respond, message)
         elif isinstance(parsed, ListCommand):
             page = await services.jobs.list_jobs(
-                status=parsed.status, action_type=parsed.action_type, page=1, per_page=LIST_PAGE_SIZE
+                actor=user_id,
+                channel_id=channel_id,
+                status=parsed.status,
+                action_type=parsed.action_type,
+                page=1,
+                per_page=LIST_PAGE_SIZE,
             )
             message = build_job_list(
                 page.items,
@@ -123,7 +129,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await reply_ephemeral(respond, message)
         elif isinstance(parsed, StatusCommand):
             try:
-                job, tracked = await services.jobs.status(parsed.job_id)
+                job, tracked = await services.jobs.status(parsed.job_id, actor=user_id, channel_id=channel_id)
             except NotFoundError:
                 await reply_ephemeral(
                     respond, build_notice(f"No job `{parsed.job_id}` exists in this account.")
