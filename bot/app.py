@@ -282,11 +282,18 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 clock=utc_now,
                 follow_ups=FollowUps(),
             )
-            signing_secret = (
-                settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-            )
             app = create_app(
-                client=web_client, signing_secret=signing_secret, services=services, session=session
+                client=web_client,
+                signing_secret=(
+                    settings.slack_signing_secret.get_secret_value()
+                    if settings.slack_signing_secret
+                    else None
+                ),
+                services=services,
+                session=session,
+            )
+            secret = (
+                settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
             )
             yield Runtime(
                 app=app,
@@ -295,7 +302,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 notifier=notifier,
                 resolver=resolver,
                 services=services,
-                signing_secret=signing_secret,
+                signing_secret=secret,
             )
 
 

@@ -247,6 +247,21 @@ async def test_a_repeated_signature_header_is_401(stack: Stack, trap: Trap) -> N
     assert trap.received[trapped_before:] == [] and stack.slack.state.calls()[calls_before:] == []
 
 
+@pytest.mark.parametrize("signed_too", [False, True])
+async def test_an_oversized_body_is_refused_without_a_500(stack: Stack, trap: Trap, signed_too: bool) -> None:
+    body = command_body(trap, "oversized", text="x" * 2_000_000)
+    headers = signed(body, str(_now())) if signed_too else {"Content-Type": FORM}
+    calls_before, trapped_before, log_before = (
+        len(stack.slack.state.calls()),
+        len(trap.received),
+        len(stack.bot.logs()),
+    )
+    response = await stack.driver.raw(body, headers)
+    assert response.status == 413, response.status  # aiohttp's 1 MiB limit, before anything reads the body
+    assert trap.received[trapped_before:] == [] and stack.slack.state.calls()[calls_before:] == []
+    assert not [line for line in new_log(stack, log_before) if " ERROR " in line or "Traceback" in line]
+
+
 # ---------------------------------------------------------------------------- item 7: malformed bodies
 
 UNSIGNED_MALFORMED: dict[str, tuple[bytes, str]] = {
