@@ -71,7 +71,7 @@ def _card_of(data: JsonDict) -> bool:
     return isinstance(metadata, dict) and metadata.get("event_type") == EventType.CARD.value
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two ephemerals with the same text are still two messages
 class Ephemeral:
     """An ephemeral message the analyst can still see (and press buttons on)."""
 
