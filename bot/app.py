@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,19 +23,30 @@ import httpx
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.cloudflare.client import CloudflareClient
-from bot.config import CloudflareSettings, ConfigError, Settings
+from bot.config import (
+    OAUTH_CONFLICT,
+    CloudflareSettings,
+    ConfigError,
+    Settings,
+    UnavailableError,
+    oauth_conflict,
+)
 from bot.creates import CreateResolver
 from bot.dedupe import current_request_key, request_key
 from bot.followups import FollowUps
@@ -61,6 +74,128 @@ CLOUDFLARE_CONNECT_TIMEOUT = 5.0
 CLOUDFLARE_CONNECTIONS = 10
 #: On shutdown, how long acknowledged requests may take to get their answers.
 FOLLOW_UP_DRAIN_SECONDS = 20.0
+#: At start, how long to keep trying to reach Slack (auth.test) before giving up with one line.
+STARTUP_SLACK_SECONDS = 60.0
+STARTUP_SLACK_MAX_DELAY = 15.0
+
+#: Slack errors that mean the token itself is refused: retrying cannot help.
+SLACK_TOKEN_REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+        "no_permission",
+        "team_access_not_granted",
+        "ekm_access_denied",
+    }
+)
+#: Slack errors that say Slack is having trouble, not that the request is wrong.
+_SLACK_TRANSIENT = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+
+
+class SlackUnavailableError(UnavailableError):
+    """Slack's Web API gave no usable answer (unreachable, timed out, a server error): it may pass."""
+
+
+def slack_problem(
+    error: SlackApiError, api_url: str, variable: str, *, method: str = "auth.test"
+) -> Exception:
+    """Return what a failed Slack call means, as one line: a refused token names `variable`."""
+    response = error.response
+    code = response.get("error") if isinstance(response.data, dict) else None
+    status = int(response.status_code)
+    if code in SLACK_TOKEN_REFUSED:
+        return ConfigError(f"{variable} was refused by Slack ({code})")
+    answer = code or f"HTTP {status}"
+    if status == 429 or status >= 500 or code in _SLACK_TRANSIENT:
+        return SlackUnavailableError(f"Slack at {api_url} is failing ({answer})")
+    return ConfigError(f"SLACK_API_URL: {api_url} answered {method} with {answer}; is it Slack's Web API?")
+
+
+async def fetch_identity(client: AsyncWebClient) -> AsyncSlackResponse:
+    """Call auth.test once; return the identity or raise one line (ConfigError, SlackUnavailableError)."""
+    try:
+        return await client.auth_test()
+    except SlackApiError as error:
+        raise slack_problem(error, client.base_url, "SLACK_BOT_TOKEN") from None
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        raise SlackUnavailableError(
+            f"Slack unreachable at {client.base_url} ({type(error).__name__})"
+        ) from None
+
+
+async def resolve_identity(
+    client: AsyncWebClient,
+    *,
+    give_up_after: float = STARTUP_SLACK_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncSlackResponse:
+    """Return the bot's identity from auth.test, retrying with capped backoff while Slack is unreachable.
+
+    A refused token fails at once; Slack unreachable for `give_up_after` seconds fails with one line.
+    """
+    deadline = time.monotonic() + give_up_after
+    delay = 0.5
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return await fetch_identity(client)
+        except SlackUnavailableError as error:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SlackUnavailableError(
+                    f"{error}; gave up after {attempts} attempts in {give_up_after:g} s"
+                ) from None
+            wait = min(delay, remaining)
+            log.warning("%s; retrying in %.1f s", error, wait)
+            await sleep(wait)
+            delay = min(delay * 2, STARTUP_SLACK_MAX_DELAY)
+
+
+class StartupAuthorize(AsyncAuthorize):
+    """Bolt's authorize step, answered from the identity resolved at start.
+
+    With a bare token Bolt calls auth.test lazily, on the first request and before its ack; with
+    this, no request path ever calls Slack to authorize.
+    """
+
+    def __init__(self, identity: AsyncSlackResponse, token: str) -> None:
+        self._identity: dict[str, Any] = {
+            "enterprise_id": identity.get("enterprise_id"),
+            "team_id": identity.get("team_id"),
+            "team": identity.get("team"),
+            "url": identity.get("url"),
+            "bot_id": identity.get("bot_id"),
+            "bot_user_id": identity.get("user_id"),
+            "bot_token": token,
+            "bot_scopes": identity.headers.get("x-oauth-scopes"),
+        }
+
+    @property
+    def bot_user_id(self) -> str | None:
+        """Return the bot's own user id."""
+        value = self._identity["bot_user_id"]
+        return str(value) if value is not None else None
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult:
+        """Return the start-up identity for this request's user."""
+        return AuthorizeResult(**self._identity, user_id=user_id)
 
 
 def cloudflare_timeout(seconds: float) -> httpx.Timeout:
@@ -129,11 +264,19 @@ def create_app(
     client: AsyncWebClient,
     signing_secret: str | None,
     services: Services,
+    identity: AsyncSlackResponse,
     session: aiohttp.ClientSession | None = None,
 ) -> AsyncApp:
-    """Return the Bolt app with every listener and the one error handler registered."""
+    """Return the Bolt app with every listener and the one error handler registered.
+
+    `identity` is the start-up auth.test answer: Bolt authorizes every request from it.
+    """
+    if oauth_conflict():
+        # Bolt reads these from the environment and would switch to OAuth mode behind our back.
+        raise ConfigError(OAUTH_CONFLICT)
     app = AsyncApp(
         client=client,
+        authorize=StartupAuthorize(identity, client.token or ""),
         signing_secret=signing_secret or "socket-mode-does-not-sign",
         request_verification_enabled=signing_secret is not None,
         # Listeners only ack and hand their work to `services.follow_ups`, so Slack gets its
@@ -240,8 +383,16 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
     timeout = cloudflare_timeout(settings.sweep_cloudflare_timeout)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
         client = CloudflareClient.from_settings(http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS)
-        async with SqliteStore.open(settings.sweep_database) as store, aiohttp.ClientSession() as session:
+        async with open_database(settings.sweep_database) as store, aiohttp.ClientSession() as session:
             web_client = slack_web_client(settings, session)
+            identity = await resolve_identity(web_client)
+            log.info(
+                "Slack: bot %s (%s) in %s (%s)",
+                identity.get("user"),
+                identity.get("user_id"),
+                identity.get("team"),
+                identity.get("team_id"),
+            )
             notifier = Notifier(store, WebClientSlackPort(web_client))
             tracker = Tracker(store, client, poll_seconds=settings.sweep_poll_seconds, notifier=notifier)
             try:
@@ -290,6 +441,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                     else None
                 ),
                 services=services,
+                identity=identity,
                 session=session,
             )
             secret = (
@@ -304,6 +456,19 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 services=services,
                 signing_secret=secret,
             )
+
+
+@contextlib.asynccontextmanager
+async def open_database(path: Path) -> AsyncIterator[SqliteStore]:
+    """Open (creating and migrating) the SQLite store; a file that cannot be opened is one line."""
+    try:
+        store = await SqliteStore.open(path)
+    except (sqlite3.Error, OSError) as error:
+        raise ConfigError(f"SWEEP_DATABASE cannot be opened: {path} ({error})") from None
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[frozenset[str]]]:

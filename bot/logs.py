@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
 
 _SECRET_PATTERNS = (
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
@@ -70,9 +70,11 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Bolt reads SLACK_BOT_TOKEN from the environment even when given a client (Sweep always gives
-    # one), then warns at every start that the token "will be unused": noise, not a problem.
+    # one), then warns at every start that the token "will be unused": noise, not a problem. The
+    # same for `authorize` (Sweep authorizes from the identity resolved at start, see bot.app).
     bolt = logging.getLogger("slack_bolt.AsyncApp")
     bolt.filters[:] = [f for f in bolt.filters if not isinstance(f, _DropMessage)]
     bolt.addFilter(_DropMessage(warning_client_prioritized_and_token_skipped()))
+    bolt.addFilter(_DropMessage(warning_token_skipped()))
     # httpx logs every request URL at INFO; Sweep's client logs its own calls (without filters).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -287,3 +287,131 @@ async def running_fake_slack(
         yield RunningFakeSlack(fake, fake.base_url, socket)
     finally:
         await runner.cleanup()
+
+
+# ------------------------------------------------------------------------------ `sweep-bot devslack`
+
+DEV_BOT_TOKEN = "xoxb-sweep-dev"  # noqa: S105 - the local Slack's well-known development token
+DEV_SIGNING_SECRET = "sweep-dev-signing-secret"  # noqa: S105 - signs requests to a local bot only
+
+
+def _parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="sweep-bot devslack",
+        description="Run the local Slack stand-in: Slack's Web API (and Socket Mode) for `sweep-bot serve`. "
+        "Lines typed here (`/sweep help`) are sent to the bot as signed slash commands.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
+    parser.add_argument(
+        "--bot-token", default=DEV_BOT_TOKEN, help=f"the bot token to accept (default {DEV_BOT_TOKEN})"
+    )
+    parser.add_argument(
+        "--signing-secret",
+        default=DEV_SIGNING_SECRET,
+        help="secret to sign slash commands with (the bot's SLACK_SIGNING_SECRET)",
+    )
+    parser.add_argument(
+        "--bot-url", default="http://127.0.0.1:3000/slack/events", help="where typed slash commands go"
+    )
+    parser.add_argument("--user", default="U0DEVOPERATOR", help="who types the slash commands")
+    parser.add_argument("--channel", default="C0DEVINCIDENT", help="the channel they are typed in")
+    return parser
+
+
+def _banner(slack: RunningFakeSlack, args: Any) -> str:
+    api = slack.api_url
+    return (
+        "Local Slack stand-in (Web API, response URLs, Socket Mode)\n"
+        f"  Web API:    {api}\n"
+        f"  bot token:  {args.bot_token} (the only one it accepts); Socket Mode takes any xapp-… token\n"
+        f"  inspect:    {slack.base_url}__fake/calls, {slack.base_url}__fake/messages; "
+        f"faults: POST {slack.base_url}__fake/faults\n"
+        "Run the bot against it (the simulator in a third terminal: sweep-bot simulator):\n"
+        f"  SLACK_API_URL={api} SLACK_BOT_TOKEN={args.bot_token} \\\n"
+        f"  SLACK_SIGNING_SECRET={args.signing_secret} \\\n"
+        "  CLOUDFLARE_BASE_URL=http://127.0.0.1:8787/client/v4 CLOUDFLARE_API_TOKEN=sweep-dev-token \\\n"
+        f"  CLOUDFLARE_ACCOUNT_ID=devaccount SWEEP_OPERATORS={args.user} sweep-bot serve --http --port 3000\n"
+        f"Type a slash command here (e.g. /sweep help): it is signed and sent to {args.bot_url} "
+        f"as {args.user} in {args.channel}; what the bot posts is printed below."
+    )
+
+
+def _print_events(state: FakeSlack, seen: int) -> int:
+    from bot.devslack.render import render_message, render_view
+
+    for event in state.events[seen:]:
+        data = event.data
+        if event.kind in {"message", "update"}:
+            where = "thread reply" if data.get("thread_ts") else f"#{event.channel}"
+            edited = " (edited)" if event.kind == "update" else ""
+            print(f"\n{where} · Sweep{edited}:\n{render_message(data, prefix='  ┃ ')}", flush=True)
+        elif event.kind in {"ephemeral", "response"}:
+            print(f"\n(only you can see this) Sweep:\n{render_message(data, prefix='  │ ')}", flush=True)
+        elif event.kind in {"view_open", "view_update", "view_push"}:
+            print(f"\n[modal]\n{render_view(data, prefix='  ')}", flush=True)
+    return len(state.events)
+
+
+async def _serve_devslack(args: Any) -> None:
+    import sys
+
+    from bot.devslack.driver import SlackDriver
+
+    async with running_fake_slack(
+        bot_token=args.bot_token, host=args.host, port=args.port, trigger_ttl=30.0
+    ) as slack:
+        print(_banner(slack, args), flush=True)
+        loop = asyncio.get_running_loop()
+        async with SlackDriver(
+            args.bot_url, args.signing_secret, slack, user_id=args.user, channel_id=args.channel
+        ) as driver:
+            seen = 0
+            reading = loop.run_in_executor(None, sys.stdin.readline)
+            while True:
+                done, _ = await asyncio.wait({reading}, timeout=0.2)
+                seen = _print_events(slack.state, seen)
+                if not done:
+                    continue
+                line = reading.result()
+                if not line:  # stdin closed: keep serving the Web API
+                    await asyncio.Event().wait()
+                command, _, text = line.strip().partition(" ")
+                if command.startswith("/"):
+                    driver.command = command
+                    try:
+                        answer = await driver.slash(text)
+                        print(
+                            f"(the bot answered HTTP {answer.status} in {answer.elapsed * 1000:.0f} ms)",
+                            flush=True,
+                        )
+                    except Exception as error:  # noqa: BLE001 - the bot may not be running yet
+                        print(
+                            f"could not reach the bot at {args.bot_url} ({type(error).__name__})", flush=True
+                        )
+                elif command:
+                    print("type a slash command, e.g. /sweep help", flush=True)
+                reading = loop.run_in_executor(None, sys.stdin.readline)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `sweep-bot devslack` until Ctrl-C; return the exit code."""
+    import sys
+
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if not 0 <= args.port <= 65535:
+        print("sweep-bot devslack: --port must be a whole number from 0 to 65535", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_devslack(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        print(
+            f"sweep-bot devslack: cannot listen on {args.host}:{args.port} ({error.strerror or error})",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
