@@ -14,8 +14,7 @@ from pydantic import SecretStr
 from bot.cloudflare import errors
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy, tag_marker
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
-
-pytest.importorskip("bot.simulator.server", reason="simulator not available")
+from bot.simulator.app import RunningSimulator
 
 TOKEN = "test-token"
 
@@ -41,7 +40,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def control(simulator: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def control(simulator: RunningSimulator) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=root(simulator.base_url), timeout=10) as client:
         yield client
 
@@ -53,7 +52,7 @@ def sleeps() -> Sleeps:
 
 def make(
     http: httpx.AsyncClient,
-    simulator: Any,
+    simulator: RunningSimulator,
     account_id: str,
     sleeps: Sleeps,
     *,
@@ -71,7 +70,9 @@ def make(
 
 
 @pytest.fixture
-def client(http: httpx.AsyncClient, simulator: Any, account_id: str, sleeps: Sleeps) -> CloudflareClient:
+def client(
+    http: httpx.AsyncClient, simulator: RunningSimulator, account_id: str, sleeps: Sleeps
+) -> CloudflareClient:
     return make(http, simulator, account_id, sleeps)
 
 
@@ -139,7 +140,12 @@ async def test_create_get_list_messages_cancel_delete(
     assert (await client.find_job_by_tag("op1")) is not None
     assert (await client.find_job_by_tag("never-used")) is None
 
+    # Right after a create nothing is discovered yet; a finished job lists every message it touched.
+    await set_status(control, job.job_id, "COMPLETED")
     messages = await client.list_job_messages(job.job_id)
+    finished = await client.get_job(job.job_id)
+    assert messages, "a completed job over a week of mail lists its messages"
+    assert len(messages) == finished.total_messages_discovered
     assert all(m.message_id for m in messages)
 
     release = await client.create_job(
@@ -170,7 +176,7 @@ async def test_list_filters_by_status_and_action(
 
 
 async def test_wrong_token_is_permission_denied(
-    http: httpx.AsyncClient, simulator: Any, account_id: str, sleeps: Sleeps
+    http: httpx.AsyncClient, simulator: RunningSimulator, account_id: str, sleeps: Sleeps
 ) -> None:
     client = make(http, simulator, account_id, sleeps, token="wrong-SECRET")
     with pytest.raises(errors.PermissionDeniedError) as caught:
@@ -182,7 +188,7 @@ async def test_wrong_token_is_permission_denied(
 
 
 async def test_missing_credentials_are_an_authentication_error(
-    http: httpx.AsyncClient, simulator: Any, account_id: str
+    http: httpx.AsyncClient, simulator: RunningSimulator, account_id: str
 ) -> None:
     client = CloudflareClient(
         http,
@@ -275,7 +281,7 @@ async def test_5xx_past_the_bound_gives_up_clearly(
 
 
 async def test_latency_beyond_the_timeout_is_a_timeout_error(
-    simulator: Any, account_id: str, control: httpx.AsyncClient, sleeps: Sleeps
+    simulator: RunningSimulator, account_id: str, control: httpx.AsyncClient, sleeps: Sleeps
 ) -> None:
     await fault(control, latency=1.0, count=2)
     async with httpx.AsyncClient(timeout=0.2) as http:
@@ -286,7 +292,7 @@ async def test_latency_beyond_the_timeout_is_a_timeout_error(
 
 
 async def test_create_after_an_ambiguous_failure_makes_no_duplicate(
-    simulator: Any, account_id: str, control: httpx.AsyncClient, sleeps: Sleeps
+    simulator: RunningSimulator, account_id: str, control: httpx.AsyncClient, sleeps: Sleeps
 ) -> None:
     # The server creates the job, then answers too late: the client times out, finds its tag, stops.
     await fault(control, latency=1.0, count=1, method="POST")
@@ -344,7 +350,12 @@ async def test_search_pages_with_cursor_and_caps(client: CloudflareClient) -> No
 async def test_search_202_is_polled(
     client: CloudflareClient, control: httpx.AsyncClient, sleeps: Sleeps
 ) -> None:
+    params = SearchParams(detections_only=False)
+    direct = await client.search_messages(params, limit=10)
+    assert direct.count == 10, "the simulator's mailbox holds more than 10 messages of the last week"
+    calls = client.api_calls
     await fault(control, status=202, count=1, path="/email-security/investigate")
-    result = await client.search_messages(SearchParams(detections_only=False), limit=10)
-    assert result.count >= 0
-    assert client.api_calls >= 2
+    result = await client.search_messages(params, limit=10)
+    # The 202 answer, then the poll of its Location that returns the page.
+    assert client.api_calls - calls == 2
+    assert [m.id for m in result.messages] == [m.id for m in direct.messages]

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
-from bot.simulator.app import SimulatorConfig, running_simulator
+from bot.simulator.app import RunningSimulator, SimulatorConfig, running_simulator
 from tests.e2e.conftest import (
+    ACCOUNT_ID,
     BOT_TOKEN,
     CF_TOKEN,
     CHANNEL,
@@ -50,6 +52,7 @@ class SocketStack:
 
     slack: RunningFakeSlack
     bot: BotProcess
+    sim: RunningSimulator
 
 
 async def start_socket_bot(bot: BotProcess, slack: RunningFakeSlack) -> None:
@@ -92,7 +95,7 @@ async def socket_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         bot = BotProcess(env=env, port=0, log_path=Path(workdir) / "bot.log")
         try:
             await start_socket_bot(bot, slack)
-            yield SocketStack(slack=slack, bot=bot)
+            yield SocketStack(slack=slack, bot=bot, sim=sim)
         finally:
             bot.stop()
         leaked = [
@@ -114,8 +117,21 @@ async def test_help_is_in_the_ack(socket_stack: SocketStack) -> None:
     assert "/sweep move" in ack.get("text", "") + json.dumps(ack.get("blocks", []))
 
 
+async def create_at_the_api(sim: RunningSimulator) -> str:
+    """Create a job straight at the simulator's API (as the dashboard would); return its id."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{sim.base_url}/accounts/{ACCOUNT_ID}/email-security/investigate/bulk",
+            json={"action": "RELEASE", "search_params": {"subject": "invoice", "detections_only": False}},
+            headers={"Authorization": f"Bearer {CF_TOKEN}"},
+        )
+    response.raise_for_status()
+    return str(response.json()["result"]["job_id"])
+
+
 async def test_list_replies_ephemerally_through_the_response_url(socket_stack: SocketStack) -> None:
     state = socket_stack.slack.state
+    job_id = await create_at_the_api(socket_stack.sim)
     before = len(state.responses(OPERATOR))
     await socket_stack.slack.socket.send_slash("list", user_id=OPERATOR, channel_id=CHANNEL)
     replies = await wait_until(
@@ -124,7 +140,8 @@ async def test_list_replies_ephemerally_through_the_response_url(socket_stack: S
         what="the list reply",
     )
     assert replies[-1].response_type == "ephemeral"
-    assert everything(replies[-1]).strip()
+    listed = everything(replies[-1])
+    assert "Recent bulk jobs" in listed and job_id in listed
 
 
 async def test_a_stranger_may_not_move(socket_stack: SocketStack) -> None:

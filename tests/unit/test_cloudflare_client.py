@@ -886,8 +886,10 @@ async def test_max_in_flight_bounds_concurrent_requests_and_the_rest_wait_their_
 async def test_waiting_too_long_for_a_request_slot_is_a_timeout_that_sent_nothing() -> None:
     release = asyncio.Event()
     holding = asyncio.Event()
+    sent: list[str] = []
 
     async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
         holding.set()
         await release.wait()
         return envelope(job_json(request.url.path.rsplit("/", 1)[-1]))
@@ -900,11 +902,15 @@ async def test_waiting_too_long_for_a_request_slot_is_a_timeout_that_sent_nothin
         max_in_flight=1,
         sleep=Recorder(),
     )
-    blocking = asyncio.ensure_future(client.get_job(str(uuid.uuid4())))
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    blocking = asyncio.ensure_future(client.get_job(first))
     await asyncio.wait_for(holding.wait(), 5)  # the first request holds the only slot
     with pytest.raises(errors.TimeoutError) as caught:
-        await asyncio.wait_for(client.get_job(str(uuid.uuid4())), 5)
+        await asyncio.wait_for(client.get_job(second), 5)
     assert isinstance(caught.value.__cause__, httpx.PoolTimeout)
     assert "PoolTimeout" in str(caught.value)
+    assert client.api_calls == 1 and [path.rsplit("/", 1)[-1] for path in sent] == [first]
     release.set()
-    await blocking
+    assert (await blocking).job_id == first
+    # The timed-out call was never sent, not even late, once the slot came free.
+    assert [path.rsplit("/", 1)[-1] for path in sent] == [first]
