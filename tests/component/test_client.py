@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,13 @@ from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, Sea
 from bot.simulator.app import RunningSimulator
 
 TOKEN = "test-token"
+
+# The retry policy these tests run with, stated here: every expected count and delay below follows from it
+# (4 tries in all; waits of 0.5 s doubling per retry, capped at 8 s; a Retry-After over 30 s is not waited
+# out; no jitter), not from the client's defaults.
+POLICY = RetryPolicy(
+    max_attempts=4, base_delay=0.5, max_delay=8.0, max_retry_after=30.0, jitter=0, max_polls=10
+)
 
 
 class Sleeps:
@@ -64,7 +72,7 @@ def make(
         account_id=account_id,
         credentials=Credentials(api_token=SecretStr(token)),
         base_url=str(simulator.base_url),
-        retry=retry or RetryPolicy(jitter=0),
+        retry=retry or POLICY,
         sleep=sleeps,
     )
 
@@ -285,7 +293,7 @@ async def test_latency_beyond_the_timeout_is_a_timeout_error(
 ) -> None:
     await fault(control, latency=1.0, count=2)
     async with httpx.AsyncClient(timeout=0.2) as http:
-        client = make(http, simulator, account_id, sleeps, retry=RetryPolicy(max_attempts=2, jitter=0))
+        client = make(http, simulator, account_id, sleeps, retry=replace(POLICY, max_attempts=2))
         with pytest.raises(errors.TimeoutError):
             await client.list_jobs()
     assert client.api_calls == 2

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -34,6 +35,13 @@ BULK = f"/client/v4/accounts/{ACCOUNT}/email-security/investigate/bulk"
 SEARCH = f"/client/v4/accounts/{ACCOUNT}/email-security/investigate"
 
 Handler = Callable[[httpx.Request], httpx.Response]
+
+# The retry policy these tests run with, stated here: every expected count and delay below follows from it
+# (4 tries in all; waits of 0.5 s doubling per retry, capped at 8 s; a Retry-After over 30 s is not waited
+# out; no jitter), not from the client's defaults.
+POLICY = RetryPolicy(
+    max_attempts=4, base_delay=0.5, max_delay=8.0, max_retry_after=30.0, jitter=0, max_polls=10
+)
 
 
 def envelope(result: Any, *, result_info: dict[str, Any] | None = None, status: int = 200) -> httpx.Response:
@@ -130,7 +138,7 @@ def make_client(
         account_id=ACCOUNT,
         credentials=credentials or Credentials(api_token=SecretStr(TOKEN)),
         base_url=BASE,
-        retry=retry or RetryPolicy(jitter=0),
+        retry=retry or POLICY,
         sleep=sleep or Recorder(),
     )
 
@@ -318,7 +326,7 @@ async def test_timeouts_are_retried_then_raise_timeout_error() -> None:
         raise httpx.ReadTimeout("slow", request=request)
 
     sleep = Recorder()
-    client = make_client(handler, sleep=sleep, retry=RetryPolicy(max_attempts=2, jitter=0))
+    client = make_client(handler, sleep=sleep, retry=replace(POLICY, max_attempts=2))
     with pytest.raises(errors.TimeoutError):
         await client.get_job(str(uuid.uuid4()))
     assert client.api_calls == 2
@@ -329,7 +337,7 @@ async def test_connect_errors_raise_transport_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    client = make_client(handler, retry=RetryPolicy(max_attempts=3, jitter=0))
+    client = make_client(handler, retry=replace(POLICY, max_attempts=3))
     with pytest.raises(errors.TransportError) as caught:
         await client.list_jobs()
     assert not isinstance(caught.value, errors.TimeoutError)
@@ -535,7 +543,7 @@ async def test_create_5xx_before_creating_looks_up_then_retries_once() -> None:
 async def test_create_gives_up_after_max_attempts_without_duplicates() -> None:
     fake = FakeJobs()
     fake.create_script = ["500-before"] * 10
-    client = make_client(fake.handler, retry=RetryPolicy(max_attempts=3, jitter=0))
+    client = make_client(fake.handler, retry=replace(POLICY, max_attempts=3))
     with pytest.raises(errors.ServerError) as caught:
         await client.create_job(move_request(), request_tag="t7")
     assert fake.posts() == 3
@@ -813,7 +821,7 @@ async def test_search_202_polling_is_bounded() -> None:
             headers={"Location": "?poll=1"},
         )
 
-    client = make_client(handler, retry=RetryPolicy(jitter=0, max_polls=3))
+    client = make_client(handler, retry=replace(POLICY, max_polls=3))
     with pytest.raises(errors.TimeoutError, match="still running after 3 polls"):
         await client.search_messages(SearchParams(detections_only=True))
     assert client.api_calls == 4

@@ -373,7 +373,19 @@ def test_combined_values_too_long_for_a_button() -> None:
 def test_usage_error_str_is_the_message() -> None:
     error = UsageError("bad thing", "/sweep x")
     assert str(error) == "bad thing" and error.usage == "/sweep x"
-    assert UsageError("x").usage == USAGE
+    # Without a command-specific form, the error shows the whole usage: every command of the README's table.
+    default = UsageError("x").usage
+    for form in (
+        "/sweep help",
+        "/sweep new",
+        "/sweep move <filters> to:<folder>",
+        "/sweep release <filters>",
+        "/sweep list [status:<status>] [action:move|release]",
+        "/sweep status <job_id>",
+        "/sweep cancel <job_id>",
+        "/sweep watch <job_id>",
+    ):
+        assert form in default, form
 
 
 # ---------------------------------------------------------------- the draft itself
