@@ -102,7 +102,7 @@ async def test_help_is_acknowledged_with_usage(stack: Stack) -> None:
     assert response.status == 200
     body = response.json()
     assert "/sweep move" in body["text"] or "/sweep move" in json.dumps(body["blocks"])
-    assert response.elapsed < 3
+    assert body.get("response_type", "ephemeral") == "ephemeral"
 
 
 @pytest.mark.parametrize("case", ["unsigned", "forged", "stale"])
@@ -348,7 +348,8 @@ async def test_a_stranger_submitting_the_form_is_refused_after_the_ack(stack: St
     created_before = len(await sim_jobs(stack))
     values = fill(view.view, {BlockId.DESTINATION: "JunkEmail", BlockId.SUBJECT: "invoice"})
     response = await stack.driver.view_submission(view.view, values, user_id=STRANGER)
-    assert response.status == 200 and response.elapsed < 3
+    assert response.status == 200
+    assert response.json().get("response_action") == "update", "the form shows it is working on it"
     await wait_until(
         lambda: "operator" in json.dumps(state.view(view.id).view if state.view(view.id) else {}).lower(),
         what="the modal to say only operators may create",
