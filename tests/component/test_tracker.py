@@ -1,4 +1,4 @@
-"""Tracker against the simulator over HTTP, a real SQLite store and the in-memory Slack."""
+"""Tracker against the simulator over HTTP, a real SQLite store and the local Slack over HTTP."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.cloudflare.models import CreateJobRequest
+from bot.devslack.server import running_fake_slack
 from bot.notifier import Notifier
-from bot.slack_port import RecordingSlackPort
 from bot.store import OutboxKind, OutboxState, SqliteStore
 from bot.tracker import Tracker, statuses_to_list
+from tests.support import LocalSlack
 
 
 def design_budget(active: int, finished: int, *, per_page: int = 1000) -> int:
@@ -37,7 +39,7 @@ class Env:
     store: SqliteStore
     client: CloudflareClient
     control: httpx.AsyncClient
-    slack: RecordingSlackPort
+    slack: LocalSlack
     notifier: Notifier
     tracker: Tracker
 
@@ -53,6 +55,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
         httpx.AsyncClient(timeout=10) as http,
         httpx.AsyncClient(base_url=_root(simulator.base_url), timeout=10) as control,
         SqliteStore.open(tmp_path / "sweep.db") as store,
+        running_fake_slack(bot_token="xoxb-tracker-test") as fake,
     ):
         client = CloudflareClient(
             http,
@@ -61,7 +64,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
             base_url=str(simulator.base_url),
             retry=RetryPolicy(max_attempts=1, base_delay=0, jitter=0),
         )
-        slack = RecordingSlackPort()
+        slack = LocalSlack(fake.state, AsyncWebClient(token="xoxb-tracker-test", base_url=fake.api_url))
         notifier = Notifier(store, slack, min_edit_interval=0)
         tracker = Tracker(store, client, poll_seconds=0.05, notifier=notifier)
         yield Env(store, client, control, slack, notifier, tracker)
@@ -219,7 +222,8 @@ async def test_a_job_that_disappears_is_marked_gone(env: Env) -> None:
     assert job.card_ts is not None
     [reply] = env.slack.replies(job.card_ts)
     assert reply.metadata is not None and reply.metadata["event_payload"]["transition"] == "PROCESSING->GONE"
-    card = env.slack.messages[("C1", job.card_ts)]
+    card = env.slack.state.message("C1", job.card_ts)
+    assert card is not None
     assert card.edits == 1
     assert (await env.tracker.tick()).api_calls == 0
 
