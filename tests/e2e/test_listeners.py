@@ -409,3 +409,67 @@ async def test_an_unexpected_error_shows_a_reference_that_is_in_the_bot_log(stac
     )
     assert "unexpected error" in log_line[0]
     assert "internal_error" in stack.bot.logs().split(f"reference {reference}", 1)[1][:4000]
+
+
+# ---------------------------------------------------------------------------- what goes wrong, end to end
+
+
+async def test_a_cancel_cloudflare_refuses_reaches_the_user_and_the_audit_log(stack: Stack) -> None:
+    job_id = await create_elsewhere(stack, hold=True)
+    # Cloudflare's account budget is spent: the cancel is refused with 10429 and when to retry.
+    await stack.sim.set_faults(
+        {"rules": [{"status": 429, "retry_after": 600, "method": "POST", "path": "/cancel"}]}
+    )
+    try:
+        answer = await reply_to(stack, OPERATOR, f"cancel {job_id}")
+    finally:
+        await stack.sim.set_faults({})
+    shown = everything(answer)
+    assert "10429" in shown and "retry in 600 s" in shown, shown
+    row = await audited(stack, actor=OPERATOR, action="cancel", job_id=job_id)
+    assert row["outcome"].startswith("error: ") and "10429" in row["outcome"]
+    assert (await job_at_cloudflare(stack, job_id))["status"] != "CANCELLED"
+
+    unknown = "0b8c2a4e-6f1d-4c3b-9a7e-2d5f8e1c3b90"
+    answer = await reply_to(stack, OPERATOR, f"cancel {unknown}")
+    assert f"No job `{unknown}` exists" in everything(answer)
+    await audited(stack, actor=OPERATOR, action="cancel", job_id=unknown, outcome="error: not found")
+    await stack.sim.release([job_id])
+
+
+async def test_a_create_cloudflare_refuses_is_reported_and_audited(stack: Stack) -> None:
+    created_before = await job_count(stack)
+    preview = await reply_to(stack, OPERATOR, "move subject:invoice to:junk")
+    await stack.sim.set_faults({"rules": [{"status": 429, "retry_after": 600, "method": "POST"}]})
+    try:
+        state = stack.slack.state
+        before = len(state.responses(OPERATOR))
+        await stack.driver.block_action(ActionId.CONFIRM_CREATE, message_blocks=preview.blocks)
+        refused = await wait_until(
+            lambda: [r for r in state.responses(OPERATOR)[before:] if "10429" in everything(r)],
+            what="the create's Cloudflare error",
+        )
+    finally:
+        await stack.sim.set_faults({})
+    assert refused[-1].replace_original and "retry in 600 s" in everything(refused[-1])
+    row = await audited(stack, actor=OPERATOR, action="create", channel_id=CHANNEL)
+    assert row["outcome"].startswith("error: ") and "10429" in row["outcome"]
+    assert await job_count(stack) == created_before
+
+
+async def test_status_and_watch_of_an_unknown_job_say_so(stack: Stack) -> None:
+    unknown = "0b8c2a4e-6f1d-4c3b-9a7e-2d5f8e1c3b91"
+    for command in ("status", "watch"):
+        answer = await reply_to(stack, OPERATOR, f"{command} {unknown}")
+        assert f"No job `{unknown}` exists in this account." in everything(answer), command
+    assert not [r for r in audit_rows(stack.database) if r["job_id"] == unknown and r["outcome"] == "ok"]
+
+
+@pytest.mark.parametrize("action_id", [ActionId.CANCEL_JOB, ActionId.LIST_PAGE, ActionId.CONFIRM_CREATE])
+async def test_a_garbled_button_value_is_answered_and_nothing_is_done(stack: Stack, action_id: str) -> None:
+    created_before = await job_count(stack)
+    audit_before = len(audit_rows(stack.database))
+    answer = await press(stack, action_id, OPERATOR, value='{"job_id": "not-a-uuid"')
+    assert "That button's data could not be read" in everything(answer)
+    assert await job_count(stack) == created_before
+    assert len(audit_rows(stack.database)) == audit_before
