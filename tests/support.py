@@ -1,4 +1,5 @@
-"""Helpers shared by several test modules: the API documents, a recording transport, block walkers."""
+"""Helpers shared by several test modules: the API documents, a recording transport, block walkers, the
+production Slack port pointed at the local Slack."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from typing import Any
 
 import httpx
 from openapi_core import OpenAPI
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.devslack.state import FakeSlack, Message
+from bot.slack_port import WebClientSlackPort
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = ROOT / "spec" / "email-security-investigate.openapi.json"
@@ -59,3 +64,41 @@ def mrkdwn_texts(node: Any) -> list[str]:
         for child in node:
             found.extend(mrkdwn_texts(child))
     return found
+
+
+# The port's methods and the Web API methods they call.
+API_METHODS = {
+    "post_message": ("chat.postMessage",),
+    "update_message": ("chat.update",),
+    "find_message_with_metadata": ("conversations.history", "conversations.replies"),
+}
+
+
+class LocalSlack(WebClientSlackPort):
+    """The production Slack port over HTTP to the local Slack, with what the tests read back from it."""
+
+    def __init__(self, state: FakeSlack, client: AsyncWebClient) -> None:
+        super().__init__(client)
+        self.state = state
+        self.client = client
+
+    @property
+    def calls(self) -> list[Any]:
+        """Every Web API call the local Slack answered."""
+        return list(self.state.recorded)
+
+    def count(self, method: str) -> int:
+        """Return how many Web API calls a port method made (failed ones included)."""
+        return sum(len(self.state.calls(api)) for api in API_METHODS[method])
+
+    def top_level(self, channel: str | None = None) -> list[Message]:
+        """Return the channel messages (the cards), oldest first."""
+        return self.state.top_level(channel)
+
+    def replies(self, thread_ts: str) -> list[Message]:
+        """Return a thread's replies, oldest first."""
+        return [m for m in self.state.messages() if m.is_reply and m.thread_ts == thread_ts]
+
+    async def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message (later edits get `message_not_found` from Slack)."""
+        await self.client.chat_delete(channel=channel, ts=ts)

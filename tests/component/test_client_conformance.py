@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -17,9 +16,8 @@ from pydantic import SecretStr
 from bot.cloudflare import errors
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
+from bot.simulator.app import RunningSimulator
 from tests.support import RecordingTransport, load_openapi
-
-pytest.importorskip("bot.simulator.server", reason="simulator not available")
 
 
 def to_mock(request: httpx.Request, base_path: str) -> MockRequest:
@@ -42,7 +40,7 @@ def spec() -> OpenAPI:
 
 @pytest.fixture
 async def captured(
-    simulator: Any, account_id: str
+    simulator: RunningSimulator, account_id: str
 ) -> AsyncIterator[tuple[CloudflareClient, RecordingTransport]]:
     capture = RecordingTransport()
     async with httpx.AsyncClient(transport=capture, timeout=10) as http:
@@ -62,7 +60,7 @@ async def captured(
 
 
 async def test_scenario_requests_and_answers_match_the_openapi_document(
-    spec: OpenAPI, simulator: Any, captured: tuple[CloudflareClient, RecordingTransport]
+    spec: OpenAPI, simulator: RunningSimulator, captured: tuple[CloudflareClient, RecordingTransport]
 ) -> None:
     client, capture = captured
     now = datetime.now(UTC)

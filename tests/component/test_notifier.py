@@ -1,4 +1,8 @@
-"""Notifier against a real SQLite store and the in-memory Slack: exactly once, coalescing, failures."""
+"""Notifier against a real SQLite store and the local Slack over HTTP: exactly once, coalescing, failures.
+
+The notifier talks to `bot.devslack` through the production port (`WebClientSlackPort` over slack_sdk's
+AsyncWebClient); Slack's failures are served by the local Slack (`fail`, `rate_limit`, missing channels).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cloudflare.models import BulkJob
+from bot.devslack.server import running_fake_slack
 from bot.notifier import Notifier
-from bot.slack_port import (
-    RecordingSlackPort,
-    SlackPermanentError,
-    SlackRateLimitedError,
-    SlackTransientError,
-)
+from bot.slack_port import SlackPort
 from bot.store import OutboxKind, OutboxState, SqliteStore
+from tests.support import LocalSlack
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 JOB_A = "00000000-0000-4000-8000-00000000000a"
 JOB_B = "00000000-0000-4000-8000-00000000000b"
+BOT_TOKEN = "xoxb-notifier-test"
 
 
 class FakeClock:
@@ -45,7 +48,7 @@ class Crash(BaseException):
 class CrashAfterSlack:
     """A SlackPort that forwards a call to Slack, then 'dies' before the caller hears back."""
 
-    def __init__(self, inner: RecordingSlackPort, *, crash_on: str) -> None:
+    def __init__(self, inner: SlackPort, *, crash_on: str) -> None:
         self.inner = inner
         self.crash_on = crash_on
 
@@ -101,8 +104,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def slack() -> RecordingSlackPort:
-    return RecordingSlackPort()
+async def slack() -> AsyncIterator[LocalSlack]:
+    async with running_fake_slack(bot_token=BOT_TOKEN) as fake:
+        # No retry handler: the notifier itself must handle Slack's 429 (it pauses every row).
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url)
+        yield LocalSlack(fake.state, client)
 
 
 async def track(store: SqliteStore, job: BulkJob, clock: FakeClock, channel: str = "C1") -> None:
@@ -117,7 +123,7 @@ async def drain_all(notifier: Notifier) -> int:
 
 
 async def test_card_and_one_reply_per_transition(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
 ) -> None:
     notifier = Notifier(store, slack, clock=clock)
     await track(store, make_job(), clock)
@@ -148,7 +154,7 @@ async def test_card_and_one_reply_per_transition(
 
 
 async def test_card_edits_are_coalesced_but_the_final_state_is_sent(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
 ) -> None:
     notifier = Notifier(store, slack, clock=clock, min_edit_interval=2.5)
     await track(
@@ -184,16 +190,14 @@ async def test_card_edits_are_coalesced_but_the_final_state_is_sent(
     assert await drain_all(notifier) == 0
 
 
-async def test_message_not_found_stops_edits(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
-) -> None:
+async def test_message_not_found_stops_edits(store: SqliteStore, slack: LocalSlack, clock: FakeClock) -> None:
     notifier = Notifier(store, slack, clock=clock, min_edit_interval=0)
     await track(store, make_job(status="PROCESSING"), clock)
     await track(store, make_job(JOB_B, status="PROCESSING"), clock)
     await drain_all(notifier)
     card_a = (await store.get_job(JOB_A)).card_ts  # type: ignore[union-attr]
     assert card_a is not None
-    slack.delete_message("C1", card_a)
+    await slack.delete_message("C1", card_a)
 
     await store.apply_snapshots([make_job(status="PROCESSING", messages_pending=1)], now=clock())
     await store.apply_snapshots([make_job(JOB_B, status="PROCESSING", messages_pending=1)], now=clock())
@@ -209,9 +213,9 @@ async def test_message_not_found_stops_edits(
 
 
 async def test_channel_not_found_kills_the_card(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
 ) -> None:
-    slack.dead_channels.add("CGONE")
+    slack.state.missing_channels.add("CGONE")
     notifier = Notifier(store, slack, clock=clock)
     await track(store, make_job(), clock, channel="CGONE")
     assert await drain_all(notifier) == 1
@@ -223,12 +227,12 @@ async def test_channel_not_found_kills_the_card(
 
 
 async def test_transient_errors_back_off_and_other_rows_flow(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
 ) -> None:
     notifier = Notifier(store, slack, clock=clock, base_backoff=1.0)
     await track(store, make_job(), clock)
     await track(store, make_job(JOB_B), clock, channel="C2")
-    slack.fail_next(SlackTransientError("internal_error"))
+    slack.state.fail("chat.postMessage", "internal_error")
     assert await notifier.drain_once() == 1  # A failed (transient), B posted
     assert [m.channel for m in slack.top_level()] == ["C2"]
     [row] = await store.list_outbox(JOB_A)
@@ -241,13 +245,11 @@ async def test_transient_errors_back_off_and_other_rows_flow(
     assert len(slack.top_level("C1")) == 1
 
 
-async def test_rate_limit_pauses_everything(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
-) -> None:
+async def test_rate_limit_pauses_everything(store: SqliteStore, slack: LocalSlack, clock: FakeClock) -> None:
     notifier = Notifier(store, slack, clock=clock)
     await track(store, make_job(), clock)
     await track(store, make_job(JOB_B), clock)
-    slack.fail_next(SlackRateLimitedError(retry_after=30))
+    slack.state.rate_limit("chat.postMessage", retry_after=30)
     assert await notifier.drain_once() == 0
     assert slack.count("post_message") == 1  # the second row was not even tried
     assert notifier.paused_until == clock() + timedelta(seconds=30)
@@ -258,13 +260,13 @@ async def test_rate_limit_pauses_everything(
 
 
 async def test_permanent_error_fails_only_that_row(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
 ) -> None:
     notifier = Notifier(store, slack, clock=clock)
     await track(store, make_job(), clock)
     await drain_all(notifier)
     await store.apply_snapshots([make_job(status="PROCESSING")], now=clock())
-    slack.fail_next(SlackPermanentError("invalid_blocks"))
+    slack.state.fail("chat.postMessage", "invalid_blocks")
     await drain_all(notifier)
     rows = {r.kind: r for r in await store.list_outbox(JOB_A)}
     assert rows[OutboxKind.TRANSITION].state is OutboxState.FAILED
@@ -275,7 +277,7 @@ async def test_permanent_error_fails_only_that_row(
 
 @pytest.mark.parametrize("crash_after_slack", [True, False], ids=["after-slack", "before-slack"])
 async def test_restart_neither_loses_nor_duplicates_a_reply(
-    db_path: Path, slack: RecordingSlackPort, clock: FakeClock, crash_after_slack: bool
+    db_path: Path, slack: LocalSlack, clock: FakeClock, crash_after_slack: bool
 ) -> None:
     async with SqliteStore.open(db_path) as store:
         await track(store, make_job(status="PROCESSING"), clock)
@@ -299,7 +301,7 @@ async def test_restart_neither_loses_nor_duplicates_a_reply(
 
 
 async def test_restart_after_the_card_was_posted_but_not_recorded(
-    db_path: Path, slack: RecordingSlackPort, clock: FakeClock
+    db_path: Path, slack: LocalSlack, clock: FakeClock
 ) -> None:
     async with SqliteStore.open(db_path) as store:
         await track(store, make_job(), clock)
@@ -320,7 +322,7 @@ async def test_restart_after_the_card_was_posted_but_not_recorded(
 
 
 async def test_crash_between_state_write_and_slack_call(
-    db_path: Path, slack: RecordingSlackPort, clock: FakeClock
+    db_path: Path, slack: LocalSlack, clock: FakeClock
 ) -> None:
     async with SqliteStore.open(db_path) as store:
         await track(store, make_job(), clock)
@@ -335,23 +337,21 @@ async def test_crash_between_state_write_and_slack_call(
 
 
 async def test_unreadable_history_falls_back_to_at_least_once(
-    store: SqliteStore, slack: RecordingSlackPort, clock: FakeClock
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
 ) -> None:
-    class NoHistory(RecordingSlackPort):
-        async def find_message_with_metadata(self, **kwargs: Any) -> str | None:
-            raise SlackPermanentError("missing_scope")
-
-    no_history = NoHistory()
+    # Without channels:history the bot cannot look for its earlier post: it posts again rather than never.
+    slack.state.fail("conversations.history", "missing_scope", times=None)
     await track(store, make_job(), clock)
-    no_history.fail_next(SlackTransientError("request_timeout"))
-    notifier = Notifier(store, no_history, clock=clock)
+    slack.state.fail("chat.postMessage", "request_timeout")
+    notifier = Notifier(store, slack, clock=clock)
     await notifier.drain_once()
     clock.advance(5)
     assert await notifier.drain_once() == 1
-    assert len(no_history.top_level()) == 1
+    assert len(slack.top_level()) == 1
+    assert [c.error for c in slack.state.calls("conversations.history")] == ["missing_scope"]
 
 
-async def test_run_posts_a_new_card_when_woken(store: SqliteStore, slack: RecordingSlackPort) -> None:
+async def test_run_posts_a_new_card_when_woken(store: SqliteStore, slack: LocalSlack) -> None:
     notifier = Notifier(store, slack, idle_seconds=30)
     stop = asyncio.Event()
     task = asyncio.create_task(notifier.run(stop))

@@ -13,7 +13,6 @@ import pytest
 from bot.cloudflare.models import BulkJob, CreateJobRequest
 from bot.models import AuditEntry
 from bot.store import (
-    MIGRATIONS,
     IntentState,
     OutboxKind,
     OutboxState,
@@ -63,26 +62,37 @@ async def track(store: SqliteStore, job: BulkJob, channel: str = "C1") -> None:
     await store.track_existing(job, account_id="acc", requester="U1", channel_id=channel, now=T0)
 
 
+# The schema this release ships: one migration step. Adding a step must bump this on purpose.
+# Version 2 (issue 9): ambiguous creates, stored use-once previews, remembered Slack requests.
+SHIPPED_SCHEMA_VERSION = 2
+# Tables the README and DESIGN.md name (the audit log is `audit_log`, README "Security model").
+SHIPPED_TABLES = {"audit_log", "create_intents", "outbox", "tracked_jobs", "previews", "seen_requests"}
+
+
 async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "sweep.db"
-    assert await migrate(path) == len(MIGRATIONS)
+    assert await migrate(path) == SHIPPED_SCHEMA_VERSION
     store = await SqliteStore.open(path)
     try:
-        assert await store.schema_version() == len(MIGRATIONS)
+        assert await store.schema_version() == SHIPPED_SCHEMA_VERSION
     finally:
         await store.close()
+    assert await migrate(path) == SHIPPED_SCHEMA_VERSION  # a second run applies nothing
     async with aiosqlite.connect(path) as db:
         async with db.execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone()) == ("wal",)
         async with db.execute("SELECT COUNT(*) FROM schema_version") as cursor:
-            assert (await cursor.fetchone()) == (len(MIGRATIONS),)
+            assert (await cursor.fetchone()) == (SHIPPED_SCHEMA_VERSION,)
+        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
+            tables = {row[0] for row in await cursor.fetchall()}
+        assert tables >= SHIPPED_TABLES | {"schema_version"}
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "sweep.db"
     await migrate(path)
     async with aiosqlite.connect(path) as db:
-        await db.execute("INSERT INTO schema_version VALUES (?, ?)", (len(MIGRATIONS) + 1, "later"))
+        await db.execute("INSERT INTO schema_version VALUES (?, ?)", (SHIPPED_SCHEMA_VERSION + 1, "later"))
         await db.commit()
     with pytest.raises(StoreError, match="newer"):
         await SqliteStore.open(path)

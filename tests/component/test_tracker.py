@@ -1,4 +1,4 @@
-"""Tracker against the simulator over HTTP, a real SQLite store and the in-memory Slack."""
+"""Tracker against the simulator over HTTP, a real SQLite store and the local Slack over HTTP."""
 
 from __future__ import annotations
 
@@ -11,12 +11,24 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
+from bot.devslack.server import running_fake_slack
 from bot.notifier import Notifier
-from bot.slack_port import RecordingSlackPort
 from bot.store import SqliteStore
-from bot.tracker import Tracker, calls_budget, statuses_to_list
+from bot.tracker import Tracker, statuses_to_list
+from tests.support import LocalSlack
+
+
+def design_budget(active: int, finished: int, *, per_page: int = 1000) -> int:
+    """Return the most calls one cycle may make, as DESIGN.md "Polling" states it.
+
+    One list per active status (PENDING, DISCOVERING, PROCESSING), walked in pages of `per_page`
+    (1000 by default), plus one GET per tracked job that left the active lists.
+    """
+    pages = max(-(-active // per_page), 1)
+    return 3 * pages + finished
 
 
 @dataclass
@@ -26,7 +38,7 @@ class Env:
     store: SqliteStore
     client: CloudflareClient
     control: httpx.AsyncClient
-    slack: RecordingSlackPort
+    slack: LocalSlack
     notifier: Notifier
     tracker: Tracker
 
@@ -42,6 +54,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
         httpx.AsyncClient(timeout=10) as http,
         httpx.AsyncClient(base_url=_root(simulator.base_url), timeout=10) as control,
         SqliteStore.open(tmp_path / "sweep.db") as store,
+        running_fake_slack(bot_token="xoxb-tracker-test") as fake,
     ):
         client = CloudflareClient(
             http,
@@ -50,7 +63,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
             base_url=str(simulator.base_url),
             retry=RetryPolicy(max_attempts=1, base_delay=0, jitter=0),
         )
-        slack = RecordingSlackPort()
+        slack = LocalSlack(fake.state, AsyncWebClient(token="xoxb-tracker-test", base_url=fake.api_url))
         notifier = Notifier(store, slack, min_edit_interval=0)
         tracker = Tracker(store, client, poll_seconds=0.05, notifier=notifier)
         yield Env(store, client, control, slack, notifier, tracker)
@@ -103,7 +116,7 @@ async def test_each_transition_gives_exactly_one_reply_and_terminal_jobs_stop_po
 
     report = await env.tracker.tick()  # nothing changed
     assert report.ok and report.jobs_seen == 3 and report.transitions == []
-    assert report.api_calls <= calls_budget(3, 0)
+    assert report.api_calls <= design_budget(3, 0)
     await drain(env)
     assert len(env.slack.calls) == slack_calls
 
@@ -115,7 +128,7 @@ async def test_each_transition_gives_exactly_one_reply_and_terminal_jobs_stop_po
         (ids[1], "PENDING", "COMPLETED"),
     }
     assert report.fetched == 1 and report.finished == 1
-    assert report.api_calls <= calls_budget(3, 1)
+    assert report.api_calls <= design_budget(3, 1)
     await drain(env)
     await drain(env)
     for job_id, expected in (
@@ -155,7 +168,7 @@ async def test_calls_per_cycle_stay_within_budget_across_pages(env: Env) -> None
         await set_status(env, job_id, "FAILED")
     report = await tracker.tick()
     assert len(report.transitions) == 4 and report.fetched == 4
-    assert report.api_calls <= calls_budget(25, 4, per_page=10)
+    assert report.api_calls <= design_budget(25, 4, per_page=10)
     assert (await tracker.tick()).api_calls == 3  # 21 left: 10, 10, 1
 
 
@@ -208,6 +221,7 @@ async def test_a_job_that_disappears_is_marked_gone(env: Env) -> None:
     assert job.card_ts is not None
     [reply] = env.slack.replies(job.card_ts)
     assert reply.metadata is not None and reply.metadata["event_payload"]["transition"] == "PROCESSING->GONE"
-    card = env.slack.messages[("C1", job.card_ts)]
+    card = env.slack.state.message("C1", job.card_ts)
+    assert card is not None
     assert card.edits == 1
     assert (await env.tracker.tick()).api_calls == 0

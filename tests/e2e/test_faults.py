@@ -24,6 +24,7 @@ import pytest_asyncio
 
 from bot.devslack.modal import fill
 from bot.ids import ActionId, BlockId, CallbackId
+from bot.payloads import ListPageValue, encode
 from tests.e2e.conftest import (
     ACCOUNT_ID,
     CF_TOKEN,
@@ -130,14 +131,14 @@ async def create_job(stack: Stack, *, channel: str = CHANNEL) -> dict[str, Any]:
     before_ids = {job["job_id"] for job in await sim_jobs(stack)}
     before = len(stack.slack.state.responses(OPERATOR))
     response = await stack.driver.slash(f"move {FILTER} to:junk", channel_id=channel)
-    assert response.status == 200 and response.elapsed < ACK_DEADLINE
+    assert response.status == 200, response.body
     preview = await reply_after(stack, before)
     assert ActionId.CONFIRM_CREATE in action_ids(preview.blocks), everything(preview)
     before = len(stack.slack.state.responses(OPERATOR))
     clicked = await stack.driver.block_action(
         ActionId.CONFIRM_CREATE, channel_id=channel, message_blocks=preview.blocks
     )
-    assert clicked.status == 200 and clicked.elapsed < ACK_DEADLINE
+    assert clicked.status == 200, clicked.body
 
     async def created() -> bool:
         return any("Created job" in r.text for r in stack.slack.state.responses(OPERATOR)[before:])
@@ -204,8 +205,7 @@ async def test_a_short_cloudflare_rate_limit_is_waited_out_and_the_user_gets_the
         {"rules": [{"status": 429, "retry_after": 1, "count": 2, "method": "GET", "path": "/bulk"}]}
     )
     before = len(stack.slack.state.responses(OPERATOR))
-    elapsed, notice = await slash_reply(stack, "list")
-    assert elapsed < ACK_DEADLINE
+    _, notice = await slash_reply(stack, "list")
     # The user hears at once that Cloudflare is rate limiting and when Sweep retries...
     assert "Cloudflare is rate limiting" in everything(notice), everything(notice)
     assert "retry in 1 s" in everything(notice)
@@ -252,8 +252,7 @@ async def test_a_rate_limited_preview_in_the_form_says_so_in_the_form_then_shows
 
 async def test_a_long_cloudflare_rate_limit_is_reported_with_the_code_and_when_to_retry(stack: Stack) -> None:
     await stack.sim.set_faults({"rate_limit": {"count": 50, "retry_after": 600}})
-    elapsed, reply = await slash_reply(stack, "list")
-    assert elapsed < ACK_DEADLINE
+    _, reply = await slash_reply(stack, "list")
     text = everything(reply)
     assert "rate limited" in text.lower(), text
     assert "retry in 600 s" in text, text
@@ -263,8 +262,7 @@ async def test_a_long_cloudflare_rate_limit_is_reported_with_the_code_and_when_t
 
 async def test_a_burst_of_cloudflare_5xx_is_retried_until_it_succeeds(stack: Stack) -> None:
     config = await stack.sim.set_faults({"server_error": {"count": 2, "status": 502}})
-    elapsed, reply = await slash_reply(stack, "list")
-    assert elapsed < ACK_DEADLINE
+    _, reply = await slash_reply(stack, "list")
     text = everything(reply)
     assert "Recent bulk jobs" in text or "No bulk jobs match" in text, text
     assert "10002" not in text and "502" not in text
@@ -285,6 +283,49 @@ async def test_a_cloudflare_slower_than_the_timeout_is_reported_as_a_timeout_and
     await stack.sim.clear_faults()
     _, reply = await slash_reply(stack, f"status {job_id}")
     assert job_id in everything(reply) and "timed out" not in everything(reply)
+
+
+async def test_every_kind_of_request_is_acked_within_3_s_while_cloudflare_hangs(stack: Stack) -> None:
+    # The ack promise itself (README "Operating it"): acknowledged from the listener, no network call on
+    # the way. The load it claims: every Cloudflare answer takes 4 s, longer than Slack waits, so an ack
+    # that waited for Cloudflare would miss the deadline whatever the machine's speed.
+    await stack.sim.set_faults({"rules": [{"latency": 4.0}]})
+    state = stack.slack.state
+    acks: dict[str, float] = {}
+    for text in (
+        "list",
+        "move subject:invoice to:junk",
+        f"status {(await stack.sim.seed_jobs(1, 'COMPLETED'))[0]}",
+    ):
+        response = await stack.driver.slash(text)
+        assert response.status == 200, response.body
+        acks[f"/sweep {text.split()[0]}"] = response.elapsed
+    page = encode(ListPageValue(status=None, action_type=None, page=2))
+    response = await stack.driver.block_action(ActionId.LIST_PAGE, page, block_id=BlockId.LIST_PAGE_NEXT)
+    assert response.status == 200, response.body
+    acks["list page button"] = response.elapsed
+    views_before = {v.id for v in state.views(OPERATOR)}
+    await stack.driver.slash("new")
+    view = (
+        await wait_until(
+            lambda: [v for v in state.views(OPERATOR) if v.id not in views_before], what="the create modal"
+        )
+    )[-1]
+    values = fill(view.view, {BlockId.DESTINATION: "JunkEmail", BlockId.SUBJECT: "invoice"})
+    response = await stack.driver.view_submission(view.view, values)
+    assert response.status == 200 and response.json().get("response_action") == "update"
+    acks["create form submission"] = response.elapsed
+    slow = {what: round(elapsed, 2) for what, elapsed in acks.items() if elapsed >= ACK_DEADLINE}
+    assert not slow, f"acks slower than Slack's 3 s: {slow}"
+    # Let the hanging follow-ups finish (they time out), so no late reply reaches the next test.
+    await stack.sim.clear_faults()
+    await wait_until(lambda: _follow_ups_idle(stack), timeout=60, what="the follow-ups to finish")
+
+
+async def _follow_ups_idle(stack: Stack) -> bool:
+    async with httpx.AsyncClient() as http:
+        counters = (await http.get(f"http://127.0.0.1:{stack.bot.port}/healthz")).json()["follow_ups"]
+    return bool(counters["waiting"] == 0 and counters["running"] == 0)
 
 
 async def test_an_ambiguous_create_failure_makes_exactly_one_job_and_one_card(stack: Stack) -> None:
@@ -369,7 +410,7 @@ async def test_channel_not_found_on_the_card_post_is_recorded_and_not_retried(st
     )
     # The process keeps serving other requests meanwhile.
     response = await stack.driver.slash("help")
-    assert response.status == 200 and response.elapsed < ACK_DEADLINE
+    assert response.status == 200 and "/sweep move" in response.body
 
 
 async def test_a_slack_5xx_on_chat_update_is_retried_and_the_final_state_lands(stack: Stack) -> None:
@@ -393,7 +434,6 @@ async def test_the_process_survived_every_fault(stack: Stack) -> None:
     async with httpx.AsyncClient() as http:
         health = await http.get(f"http://127.0.0.1:{stack.bot.port}/healthz")
     assert health.status_code == 200 and health.json()["ok"] is True
-    elapsed, reply = await slash_reply(stack, "list")
-    assert elapsed < ACK_DEADLINE
+    _, reply = await slash_reply(stack, "list")
     assert "Recent bulk jobs" in everything(reply)
     assert stack.bot.starts == 1, "the bot was never restarted"

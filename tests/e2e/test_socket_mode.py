@@ -11,17 +11,23 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
+from bot.devslack.driver import DriverResponse, SlackDriver
+from bot.devslack.modal import fill
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
-from bot.simulator.app import SimulatorConfig, running_simulator
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.simulator.app import RunningSimulator, SimulatorConfig, running_simulator
 from tests.e2e.conftest import (
+    ACCOUNT_ID,
     BOT_TOKEN,
     CF_TOKEN,
     CHANNEL,
@@ -50,6 +56,7 @@ class SocketStack:
 
     slack: RunningFakeSlack
     bot: BotProcess
+    sim: RunningSimulator
 
 
 async def start_socket_bot(bot: BotProcess, slack: RunningFakeSlack) -> None:
@@ -92,7 +99,7 @@ async def socket_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         bot = BotProcess(env=env, port=0, log_path=Path(workdir) / "bot.log")
         try:
             await start_socket_bot(bot, slack)
-            yield SocketStack(slack=slack, bot=bot)
+            yield SocketStack(slack=slack, bot=bot, sim=sim)
         finally:
             bot.stop()
         leaked = [
@@ -114,8 +121,21 @@ async def test_help_is_in_the_ack(socket_stack: SocketStack) -> None:
     assert "/sweep move" in ack.get("text", "") + json.dumps(ack.get("blocks", []))
 
 
+async def create_at_the_api(sim: RunningSimulator) -> str:
+    """Create a job straight at the simulator's API (as the dashboard would); return its id."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{sim.base_url}/accounts/{ACCOUNT_ID}/email-security/investigate/bulk",
+            json={"action": "RELEASE", "search_params": {"subject": "invoice", "detections_only": False}},
+            headers={"Authorization": f"Bearer {CF_TOKEN}"},
+        )
+    response.raise_for_status()
+    return str(response.json()["result"]["job_id"])
+
+
 async def test_list_replies_ephemerally_through_the_response_url(socket_stack: SocketStack) -> None:
     state = socket_stack.slack.state
+    job_id = await create_at_the_api(socket_stack.sim)
     before = len(state.responses(OPERATOR))
     await socket_stack.slack.socket.send_slash("list", user_id=OPERATOR, channel_id=CHANNEL)
     replies = await wait_until(
@@ -124,7 +144,8 @@ async def test_list_replies_ephemerally_through_the_response_url(socket_stack: S
         what="the list reply",
     )
     assert replies[-1].response_type == "ephemeral"
-    assert everything(replies[-1]).strip()
+    listed = everything(replies[-1])
+    assert "Recent bulk jobs" in listed and job_id in listed
 
 
 async def test_a_stranger_may_not_move(socket_stack: SocketStack) -> None:
@@ -135,6 +156,114 @@ async def test_a_stranger_may_not_move(socket_stack: SocketStack) -> None:
     )
     replies = await wait_until(lambda: state.responses(STRANGER)[before:], timeout=10, what="the refusal")
     assert "operator" in everything(replies[-1]).lower()
+
+
+class SocketDriver(SlackDriver):
+    """The HTTP driver's payloads (buttons, view submissions), delivered as Socket Mode envelopes instead.
+
+    The ack comes back over the WebSocket; it is returned as the driver's response (status 200, the ack
+    payload as its body) so the driver applies a view submission's `response_action` as Slack would.
+    """
+
+    def __init__(self, slack: RunningFakeSlack, *, user_id: str, channel_id: str) -> None:
+        super().__init__("ws://unused", "unused", slack, user_id=user_id, channel_id=channel_id)
+        self.socket = slack.socket
+
+    async def send_payload(self, payload: dict[str, Any]) -> DriverResponse:
+        started = time.perf_counter()
+        ack = await self.socket.send_interactive(payload, timeout=10)
+        return DriverResponse(200, json.dumps(ack) if ack else "", time.perf_counter() - started)
+
+
+async def sim_job_ids(sim: RunningSimulator) -> set[str]:
+    """Return the ids of every job the simulator's account holds."""
+    async with httpx.AsyncClient() as http:
+        response = await http.get(
+            f"{sim.base_url}/accounts/{ACCOUNT_ID}/email-security/investigate/bulk",
+            params={"per_page": 1000},
+            headers={"Authorization": f"Bearer {CF_TOKEN}"},
+        )
+    response.raise_for_status()
+    return {job["job_id"] for job in response.json()["result"]}
+
+
+async def test_buttons_work_over_socket_mode(socket_stack: SocketStack) -> None:
+    slack, state = socket_stack.slack, socket_stack.slack.state
+    driver = SocketDriver(slack, user_id=OPERATOR, channel_id=CHANNEL)
+    before_jobs = await sim_job_ids(socket_stack.sim)
+    before = len(state.responses(OPERATOR))
+    await slack.socket.send_slash("move subject:invoice to:junk", user_id=OPERATOR, channel_id=CHANNEL)
+    previews = await wait_until(
+        lambda: [r for r in state.responses(OPERATOR)[before:] if r.via == "response_url"],
+        timeout=10,
+        what="the inline preview",
+    )
+    preview = previews[-1]
+    assert ActionId.CONFIRM_CREATE in everything(preview)
+    cards_before = len(state.top_level(CHANNEL))
+    await driver.block_action(ActionId.CONFIRM_CREATE, message_blocks=preview.blocks)
+    created = await wait_until(
+        lambda: _new(socket_stack.sim, before_jobs), timeout=15, what="the job at the simulator"
+    )
+    assert len(created) == 1
+    (job_id,) = created
+    cards = await wait_until(lambda: state.top_level(CHANNEL)[cards_before:], timeout=15, what="the card")
+    card = cards[-1]
+    assert card.metadata and card.metadata["event_payload"]["job_id"] == job_id
+    # The card's Cancel button, pressed over the socket too.
+    await socket_stack.sim.hold([job_id])
+    before = len(state.responses(OPERATOR))
+    await driver.block_action(ActionId.CANCEL_JOB, message_ts=card.ts)
+    answers = await wait_until(
+        lambda: state.responses(OPERATOR)[before:], timeout=10, what="the cancel answer"
+    )
+    assert f"Cancelled job `{job_id}`" in everything(answers[-1])
+    interactive = [e["payload"] for e in slack.socket.envelopes if e["type"] == "interactive"]
+    assert [p["actions"][0]["action_id"] for p in interactive[-2:]] == [
+        ActionId.CONFIRM_CREATE,
+        ActionId.CANCEL_JOB,
+    ], "both presses went over the socket"
+
+
+async def _new(sim: RunningSimulator, before: set[str]) -> set[str]:
+    return await sim_job_ids(sim) - before
+
+
+async def test_the_create_modal_works_over_socket_mode(socket_stack: SocketStack) -> None:
+    slack, state = socket_stack.slack, socket_stack.slack.state
+    driver = SocketDriver(slack, user_id=OPERATOR, channel_id=CHANNEL)
+    before_jobs = await sim_job_ids(socket_stack.sim)
+    views_before = {v.id for v in state.views(OPERATOR)}
+    await slack.socket.send_slash("new", user_id=OPERATOR, channel_id=CHANNEL)
+    opened = await wait_until(
+        lambda: [v for v in state.views(OPERATOR) if v.id not in views_before], timeout=10, what="the modal"
+    )
+    view = opened[-1]
+    assert view.callback_id == CallbackId.CREATE_FORM
+    # A bad submission gets its inline error in the socket ack.
+    response = await driver.view_submission(view.view, fill(view.view, {BlockId.DESTINATION: "Inbox"}))
+    assert response.json().get("response_action") == "errors"
+    assert BlockId.SENDER in response.json()["errors"]
+    values = fill(view.view, {BlockId.DESTINATION: "JunkEmail", BlockId.SUBJECT: "invoice"})
+    response = await driver.view_submission(view.view, values)
+    assert response.json().get("response_action") == "update"
+    preview = await wait_until(
+        lambda: (v := state.view(view.id)) is not None and v.callback_id == CallbackId.CREATE_PREVIEW and v,
+        timeout=10,
+        what="the preview view",
+    )
+    response = await driver.view_submission(preview.view, fill(preview.view, {}))
+    assert response.json().get("response_action") == "update"
+    created = await wait_until(
+        lambda: _new(socket_stack.sim, before_jobs), timeout=15, what="the job at the simulator"
+    )
+    assert len(created) == 1
+    (job_id,) = created
+    await wait_until(
+        lambda: job_id in json.dumps((state.view(view.id) or view).view),
+        timeout=15,
+        what="the modal to name the new job",
+    )
 
 
 async def test_a_refused_app_token_stops_the_bot_with_one_line(

@@ -24,10 +24,28 @@ async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
+async def _let_the_loop_run(turns: int = 50) -> None:
+    """Give every ready task many chances to run (no wall-clock wait)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+class FakeClock:
+    """The clock FollowUps reads, moved only by the test: a starved loop cannot make time pass."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 async def test_a_follow_up_waits_while_requests_keep_arriving_then_runs() -> None:
-    # Quiet means half a second without a request: far more than the 10 ms between requests below,
-    # so even a starved test loop does not make the bot look idle by accident.
-    follow_ups = FollowUps(quiet_seconds=0.5, max_defer_seconds=30)
+    clock = FakeClock()
+    follow_ups = FollowUps(quiet_seconds=0.05, max_defer_seconds=30, clock=clock)
     ran: list[str] = []
 
     async def work() -> None:
@@ -35,34 +53,43 @@ async def test_a_follow_up_waits_while_requests_keep_arriving_then_runs() -> Non
 
     follow_ups.note_request()
     follow_ups.submit(work, on_error=_no_error, label="t")
-    for _ in range(20):  # a request every 10 ms: never half a second of quiet
-        await asyncio.sleep(0.01)
+    for _ in range(20):  # a request every 10 ms (on the follow-ups' clock): never 50 ms of quiet
+        clock.advance(0.01)
         follow_ups.note_request()
+        await asyncio.sleep(0.01)  # real time passes too, and changes nothing
         assert ran == []
     assert follow_ups.stats.waiting == 1
+    clock.advance(0.05)  # now Slack has been quiet for 50 ms
     await _until(lambda: ran == ["work"])
     assert follow_ups.stats.idle and follow_ups.stats.done == 1
+    assert follow_ups.stats.max_wait_seconds == pytest.approx(0.25)
 
 
 async def test_a_follow_up_never_waits_longer_than_its_deadline() -> None:
-    follow_ups = FollowUps(quiet_seconds=1.0, max_defer_seconds=0.2)
+    clock = FakeClock()
+    follow_ups = FollowUps(quiet_seconds=1.0, max_defer_seconds=0.2, clock=clock)
     ran = asyncio.Event()
 
     async def work() -> None:
         ran.set()
 
     follow_ups.submit(work, on_error=_no_error, label="t")
-    for _ in range(1000):  # requests keep arriving for up to 10 s; the deadline ends the wait
+    for _ in range(19):  # requests keep arriving, up to just before the deadline
+        clock.advance(0.01)
         follow_ups.note_request()
-        if ran.is_set():
-            break
-        await asyncio.sleep(0.01)
-    assert ran.is_set()
-    assert 0.2 <= follow_ups.stats.max_wait_seconds < 1.0
+    await asyncio.sleep(0.05)
+    await _let_the_loop_run()
+    assert not ran.is_set(), "started before Slack was quiet and before its deadline"
+    for _ in range(6):  # requests still arriving, now past the 0.2 s deadline
+        clock.advance(0.01)
+        follow_ups.note_request()
+    await asyncio.wait_for(ran.wait(), 5)
+    assert follow_ups.stats.max_wait_seconds == pytest.approx(0.25)
 
 
 async def test_an_urgent_follow_up_starts_at_once_even_while_busy() -> None:
-    follow_ups = FollowUps(quiet_seconds=10, max_defer_seconds=30)
+    clock = FakeClock()
+    follow_ups = FollowUps(quiet_seconds=10, max_defer_seconds=30, clock=clock)
     ran = asyncio.Event()
 
     async def work() -> None:
@@ -71,10 +98,12 @@ async def test_an_urgent_follow_up_starts_at_once_even_while_busy() -> None:
     follow_ups.note_request()
     follow_ups.submit(work, on_error=_no_error, label="t", urgent=True)
     await asyncio.wait_for(ran.wait(), 5)
+    assert follow_ups.stats.max_wait_seconds == 0  # no time passed on the follow-ups' clock
 
 
 async def test_follow_ups_start_in_submission_order() -> None:
-    follow_ups = FollowUps(quiet_seconds=0.02, max_defer_seconds=30, max_running=1)
+    clock = FakeClock()
+    follow_ups = FollowUps(quiet_seconds=0.02, max_defer_seconds=30, max_running=1, clock=clock)
     ran: list[int] = []
 
     def work(n: int) -> Work:
@@ -86,12 +115,15 @@ async def test_follow_ups_start_in_submission_order() -> None:
     follow_ups.note_request()
     for n in range(10):
         follow_ups.submit(work(n), on_error=_no_error, label="t")
+    await _let_the_loop_run()
+    assert ran == []
+    clock.advance(0.02)
     await _until(lambda: len(ran) == 10)
     assert ran == list(range(10))
 
 
 async def test_at_most_max_running_follow_ups_run_at_once() -> None:
-    follow_ups = FollowUps(quiet_seconds=0, max_defer_seconds=0, max_running=2)
+    follow_ups = FollowUps(quiet_seconds=0, max_defer_seconds=0, max_running=2, clock=FakeClock())
     release = asyncio.Event()
     running = 0
     peak = 0
@@ -106,7 +138,7 @@ async def test_at_most_max_running_follow_ups_run_at_once() -> None:
     for _ in range(6):
         follow_ups.submit(work, on_error=_no_error, label="t")
     await _until(lambda: running == 2)
-    await asyncio.sleep(0.05)
+    await _let_the_loop_run()  # room for a third to start, were the bound not kept
     assert peak == 2 and follow_ups.stats.waiting == 4
     release.set()
     await _until(lambda: follow_ups.stats.done == 6)

@@ -19,7 +19,8 @@ from bot.forms import (
     parse_create_form,
 )
 from bot.grammar import JobDraft
-from bot.ids import ActionId, BlockId
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.payloads import ModalMetadata, decode, encode
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 WEEK_AGO = NOW - timedelta(days=7)
@@ -128,13 +129,34 @@ def test_modal_round_trip(draft: JobDraft) -> None:
 
 
 def test_round_trip_after_going_back_from_preview() -> None:
-    draft = DRAFTS[1]
-    preview = build_preview_view(
-        metadata="{}", draft=draft, preview=SearchResult(messages=[], capped=False), limit=10, now=NOW
+    # The way the modal goes: form → (submit) preview, whose private_metadata carries the draft →
+    # "Edit search" → the form rebuilt from that metadata alone → (submit untouched) the same draft.
+    form = build_create_modal(
+        metadata=encode(ModalMetadata(preview_id="pV1ew-0123456789abcdef")), draft=DRAFTS[1], now=NOW
     )
-    assert preview["blocks"]
-    again = build_create_modal(metadata="{}", draft=draft, now=NOW)
-    assert parse(state_from_view(again)) == draft
+    draft = parse(state_from_view(form))
+    assert draft == DRAFTS[1]
+    preview = build_preview_view(
+        metadata=encode(ModalMetadata(preview_id="pV1ew-0123456789abcdef", draft=draft, stage="preview")),
+        draft=draft,
+        preview=SearchResult(messages=[], capped=False),
+        limit=10,
+        now=NOW,
+    )
+    edit = [
+        element
+        for block in preview["blocks"]
+        if block.get("block_id") == BlockId.PREVIEW_ACTIONS
+        for element in block["elements"]
+    ]
+    assert [element["action_id"] for element in edit] == [ActionId.EDIT_DRAFT]
+    # What the Edit search button's listener reads: only the preview's private_metadata.
+    carried = decode(ModalMetadata, preview["private_metadata"])
+    assert carried.stage == "preview" and carried.draft is not None
+    back = encode(ModalMetadata(preview_id=carried.preview_id, draft=carried.draft, stage="form"))
+    again = build_create_modal(metadata=back, draft=carried.draft, now=NOW)
+    assert again["callback_id"] == CallbackId.CREATE_FORM
+    assert parse(state_from_view(again)) == DRAFTS[1]
 
 
 def test_untouched_blank_form_asks_for_a_destination_and_a_filter() -> None:
