@@ -48,15 +48,15 @@ class RedactingFormatter(logging.Formatter):
 
 
 class _DropMessage(logging.Filter):
-    """Drops records whose message is exactly `message`."""
+    """Drops records whose message is exactly one of `messages`."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, *messages: str) -> None:
         super().__init__()
-        self._message = message
+        self._messages = frozenset(messages)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Return False for the one message to drop."""
-        return record.getMessage() != self._message
+        """Return False for the messages to drop."""
+        return record.getMessage() not in self._messages
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -74,7 +74,6 @@ def configure_logging(level: str = "INFO") -> None:
     # same for `authorize` (Sweep authorizes from the identity resolved at start, see bot.app).
     bolt = logging.getLogger("slack_bolt.AsyncApp")
     bolt.filters[:] = [f for f in bolt.filters if not isinstance(f, _DropMessage)]
-    bolt.addFilter(_DropMessage(warning_client_prioritized_and_token_skipped()))
-    bolt.addFilter(_DropMessage(warning_token_skipped()))
+    bolt.addFilter(_DropMessage(warning_client_prioritized_and_token_skipped(), warning_token_skipped()))
     # httpx logs every request URL at INFO; Sweep's client logs its own calls (without filters).
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
