@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from blocks._kit import format_time, safe, truncate
+from blocks._kit import format_time, plural, safe, truncate
 from bot.cloudflare.models import SearchParams
 
 FILTER_VALUE_MAX = 300
@@ -65,18 +65,26 @@ def action_title(action_type: str, destination: str | None) -> str:
     return f"{action_type} {destination}" if destination else action_type
 
 
-def status_label(status: str, *, gone: bool = False) -> str:
-    """Return a status with its emoji as escaped mrkdwn; an unknown status is shown as-is."""
-    if gone:
-        return f"{GONE_EMOJI} {GONE_LABEL}"
-    emoji, label = _STATUS.get(status, (":grey_question:", safe(status, 80)))
-    return f"{emoji} {label}"
-
-
 def status_word(status: str) -> str:
     """Return a status word without emoji (escaped), e.g. `Processing`."""
     known = _STATUS.get(status)
     return known[1] if known else safe(status, 80)
+
+
+def outcome_words(status: str, *, failed: int = 0, gone: bool = False) -> str:
+    """Return a job's status as every surface words it (escaped), e.g. `Completed with 2 failures`."""
+    if gone:
+        return GONE_LABEL
+    words = status_word(status)
+    if status == "COMPLETED" and failed > 0:
+        words += f" with {plural(failed, 'failure')}"
+    return words
+
+
+def outcome_label(status: str, *, failed: int = 0, gone: bool = False) -> str:
+    """Return `outcome_words` after the status emoji (escaped mrkdwn); an unknown status is shown as-is."""
+    emoji = GONE_EMOJI if gone else _STATUS.get(status, (":grey_question:", ""))[0]
+    return f"{emoji} {outcome_words(status, failed=failed, gone=gone)}"
 
 
 def _value(value: object) -> str:

@@ -3,6 +3,10 @@
 Every mrkdwn text object is `verbatim`: Slack then does no automatic parsing (no bare `@channel`,
 no auto-linked URLs), and the only markup is what we write ourselves. User strings additionally go
 through `escape`, so `<!channel>` or `<https://evil|bank>` render as literal text.
+
+Every text Sweep shows passes through `mrkdwn`, `plain_text` or `message` (the fallback text), and
+those three remove direction overrides, zero-width and other invisible characters and turn control
+characters into spaces (`bot.text`), whatever the builder and wherever the string came from.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any
+
+from bot.cloudflare.models import UNKNOWN_COUNT
+from bot.text import one_line, visible
 
 ELLIPSIS = "…"
 
@@ -63,8 +70,7 @@ def safe_multiline(text: str | None, limit: int, *, empty: str = "—") -> str:
     """Like `safe` but keep line breaks (for comments)."""
     if text is None or not text.strip():
         return empty
-    cleaned = "".join(ch if ch == "\n" or ch >= " " else " " for ch in text.strip())
-    return truncate(escape(cleaned), limit)
+    return truncate(escape(visible(text).strip()), limit)
 
 
 def plain(text: str | None, limit: int, *, empty: str = "—") -> str:
@@ -74,12 +80,9 @@ def plain(text: str | None, limit: int, *, empty: str = "—") -> str:
     return truncate(_one_line(text), limit)
 
 
-_CONTROL_TO_SPACE = dict.fromkeys([*range(0x20), 0x7F], " ")
-
-
 def _one_line(text: str) -> str:
-    """Collapse control characters and line breaks to spaces."""
-    return text.translate(_CONTROL_TO_SPACE).strip()
+    """Drop invisible characters; collapse control characters and line breaks to spaces."""
+    return one_line(text)
 
 
 def mention(user_id: str | None, *, empty: str = "—") -> str:
@@ -92,13 +95,13 @@ def mention(user_id: str | None, *, empty: str = "—") -> str:
 
 
 def mrkdwn(text: str) -> dict[str, Any]:
-    """Return a verbatim mrkdwn text object."""
-    return {"type": "mrkdwn", "text": text, "verbatim": True}
+    """Return a verbatim mrkdwn text object (invisible characters removed)."""
+    return {"type": "mrkdwn", "text": visible(text), "verbatim": True}
 
 
 def plain_text(text: str, *, limit: int = SECTION_TEXT_MAX) -> dict[str, Any]:
     """Return a plain_text object (emoji shortcodes rendered), truncated to `limit`."""
-    return {"type": "plain_text", "text": truncate(text, limit) or " ", "emoji": True}
+    return {"type": "plain_text", "text": truncate(visible(text), limit) or " ", "emoji": True}
 
 
 def section(
@@ -185,7 +188,7 @@ def actions(*elements: dict[str, Any], block_id: str | None = None) -> dict[str,
 
 def message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a message payload: a plain fallback `text` (never empty) and its blocks."""
-    return {"text": truncate(text, FALLBACK_TEXT_MAX) or "Sweep", "blocks": blocks}
+    return {"text": truncate(visible(text), FALLBACK_TEXT_MAX) or "Sweep", "blocks": blocks}
 
 
 def progress_bar(done: int, total: int, width: int = 20) -> str:
@@ -225,9 +228,11 @@ def format_time(value: datetime | None) -> str:
 
 
 def format_count(value: int | None) -> str:
-    """Return a count with thousands separators (`1,234`), or `—` when unknown."""
+    """Return a count with thousands separators (`1,234`); `—` if not reported, `unknown` if impossible."""
     if value is None:
         return "—"
+    if value == UNKNOWN_COUNT:
+        return "unknown"
     return f"{value:,}"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from blocks._describe import action_title, filter_lines, status_label, status_word
+from blocks._describe import action_title, filter_lines, outcome_label, outcome_words, status_word
 from blocks._kit import (
     actions,
     button,
@@ -26,7 +26,7 @@ from blocks._kit import (
     safe_multiline,
     section,
 )
-from bot.cloudflare.models import BulkJob
+from bot.cloudflare.models import UNKNOWN_COUNT, BulkJob
 from bot.ids import ActionId, BlockId
 from bot.models import TrackedJob
 from bot.payloads import CancelButtonValue, PayloadError, encode
@@ -35,35 +35,69 @@ COMMENT_MAX = 1000
 STATUS_MESSAGE_MAX = 1000
 
 
-def _counts(job: TrackedJob) -> list[tuple[str, str]]:
+def _count_values(job: TrackedJob) -> list[tuple[str, int]]:
     pairs = [
-        ("Discovered", format_count(job.total_messages_discovered)),
-        ("Successful", format_count(job.messages_successful)),
-        ("Failed", format_count(job.messages_failed)),
-        ("Pending", format_count(job.messages_pending)),
+        ("Discovered", job.total_messages_discovered),
+        ("Successful", job.messages_successful),
+        ("Failed", job.messages_failed),
+        ("Pending", job.messages_pending),
     ]
     if job.messages_skipped is not None:
-        pairs.append(("Skipped", format_count(job.messages_skipped)))
+        pairs.append(("Skipped", job.messages_skipped))
     if job.messages_cancelled is not None:
-        pairs.append(("Cancelled", format_count(job.messages_cancelled)))
+        pairs.append(("Cancelled", job.messages_cancelled))
     return pairs
+
+
+def _counts(job: TrackedJob) -> list[tuple[str, str]]:
+    return [(label, format_count(value)) for label, value in _count_values(job)]
+
+
+def _impossible_counts_note(job: TrackedJob) -> str | None:
+    """Say which counts Cloudflare reported impossibly (Sweep shows them as unknown), or None."""
+    labels = [label for label, value in _count_values(job) if value == UNKNOWN_COUNT]
+    if not labels:
+        return None
+    return (
+        f":warning: Cloudflare reported an impossible count ({', '.join(labels)}); shown as unknown. "
+        "Check the job in the Cloudflare dashboard."
+    )
+
+
+_ENDED_EMPTY = {
+    "COMPLETED": "No messages matched the search.",
+    "CANCELLED": "Cancelled before any message was discovered.",
+    "FAILED": "Failed before any message was discovered.",
+    "SKIPPED": "Skipped before any message was discovered.",
+}
+
+
+def _nothing_discovered(job: TrackedJob) -> str:
+    """Say what a job with no discovered message means: still searching, or how it ended."""
+    if job.gone:
+        return "Deleted at Cloudflare before any message was discovered."
+    if not job.is_terminal:
+        return "Searching for matching messages…"
+    return _ENDED_EMPTY.get(job.status, f"Ended ({status_word(job.status)}) with no message discovered.")
 
 
 def _progress(job: TrackedJob) -> str:
     total = job.total_messages_discovered
+    if job.processed == UNKNOWN_COUNT:
+        return "Progress unknown: Cloudflare reported an impossible count."
     if total <= 0:
-        if job.is_terminal:
-            return "No messages matched the search."
-        return "Searching for matching messages…"
+        return _nothing_discovered(job)
     bar = progress_bar(job.processed, total)
     return f"`{bar}`  {format_count(job.processed)} of {plural(total, 'message')} processed"
 
 
 def _status_line(job: TrackedJob) -> str:
-    label = status_label(job.status, gone=job.gone)
-    if not job.gone and job.status == "COMPLETED" and job.messages_failed > 0:
-        label += f" with {plural(job.messages_failed, 'failure')}"
-    return label
+    """Return the job's status with its emoji: the one wording of the card and its thread replies."""
+    return outcome_label(job.status, failed=job.messages_failed, gone=job.gone)
+
+
+def _status_words(job: TrackedJob) -> str:
+    return outcome_words(job.status, failed=job.messages_failed, gone=job.gone)
 
 
 def _requester(job: TrackedJob) -> str:
@@ -97,8 +131,11 @@ def _cancel_button(job: TrackedJob) -> dict[str, Any] | None:
 
 def _fallback(job: TrackedJob) -> str:
     title = safe(action_title(job.action_type, job.destination), 200)
+    # The status word stays first and alone before the comma (notifications and tools read it there).
     status = "deleted at Cloudflare" if job.gone else status_word(job.status)
     counts = f"{format_count(job.processed)}/{format_count(job.total_messages_discovered)} processed"
+    if job.messages_failed > 0:
+        counts += f", {format_count(job.messages_failed)} failed"
     return f"{title}: {status}, {counts} (job {safe(job.job_id, 100)})"
 
 
@@ -122,6 +159,8 @@ def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
         quoted = "\n".join(f">{line}" for line in safe_multiline(job.comment, COMMENT_MAX).splitlines())
         blocks.append(section(f"*Comment*\n{quoted}"))
     notes: list[str] = []
+    if (impossible := _impossible_counts_note(job)) is not None:
+        notes.append(impossible)
     if job.status_message:
         notes.append(f"Cloudflare says: {safe(job.status_message, STATUS_MESSAGE_MAX)}")
     if job.cancelled_by:
@@ -155,12 +194,14 @@ def build_status_card(job: BulkJob | TrackedJob, *, now: datetime) -> dict[str, 
 
 def build_transition_reply(job: TrackedJob, *, previous_status: str | None, now: datetime) -> dict[str, Any]:
     """Build the thread reply for a status change, with final counts once the job is done."""
-    current = "deleted at Cloudflare" if job.gone else status_word(job.status)
+    current = _status_words(job)
     if previous_status is None:
-        headline = f"{status_label(job.status, gone=job.gone)}: *{current}*"
+        headline = _status_line(job)
         fallback = f"Job {safe(job.job_id, 100)} is now {current}"
     else:
-        headline = f"{status_label(job.status, gone=job.gone)}  *{status_word(previous_status)} → {current}*"
+        # The arrow names the bare statuses; the label before it is the card's own wording.
+        arrow = f"{status_word(previous_status)} → {outcome_words(job.status, gone=job.gone)}"
+        headline = f"{_status_line(job)}  *{arrow}*"
         fallback = f"Job {safe(job.job_id, 100)}: {status_word(previous_status)} → {current}"
     blocks: list[dict[str, Any]] = [section(headline)]
     if job.is_terminal:
@@ -170,6 +211,8 @@ def build_transition_reply(job: TrackedJob, *, previous_status: str | None, now:
     else:
         blocks.append(section(_progress(job)))
     notes: list[str] = []
+    if (impossible := _impossible_counts_note(job)) is not None:
+        notes.append(impossible)
     if job.gone:
         notes.append("The job was deleted outside Sweep; Sweep stopped tracking it.")
     if job.status_message:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from blocks._describe import action_title, status_label
+from blocks._describe import action_title, outcome_label
 from blocks._kit import (
     actions,
     button,
@@ -35,7 +35,7 @@ def _job_section(job: BulkJob, now: datetime) -> dict[str, Any]:
         f"{format_count(job.messages_pending)} pending"
     )
     lines = [
-        f"*{title}* · {status_label(str(job.status))}",
+        f"*{title}* · {outcome_label(str(job.status), failed=job.messages_failed)}",
         f"`{safe(job.job_id, 100)}` · {counts} · {format_age(job.created_at, now)}",
     ]
     if job.comment and job.comment.strip():

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="play an incident offline: simulator + local Slack + the real bot"
     )
     demo.add_argument("--interactive", action="store_true", help="type /sweep lines yourself")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary database and the bot's log")
+    demo.add_argument("--verbose", action="store_true", help="show the bot's log on stderr")
     check = commands.add_parser(
         "check", help="validate the configuration, open the database, try the Slack and Cloudflare tokens"
     )
@@ -98,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from bot.demo import run_demo
 
-            return asyncio.run(run_demo(interactive_mode=args.interactive))
+            return asyncio.run(
+                run_demo(interactive_mode=args.interactive, keep=args.keep, verbose=args.verbose)
+            )
     except ConfigError as error:
         _print_config_error(error)
         return 2

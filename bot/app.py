@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +47,23 @@ from bot.config import (
     UnavailableError,
     oauth_conflict,
 )
+from bot.creates import CreateResolver
+from bot.dedupe import current_request_key, request_key
 from bot.followups import FollowUps
+from bot.inbound import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    VERIFIED_KEY,
+    Refusal,
+    check_shape,
+    verify_signature,
+)
 from bot.jobs import JobService, utc_now
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
+from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers import actions, commands, views
 from handlers._common import Services, error_message
@@ -239,7 +250,13 @@ class RequestArrival(AsyncMiddleware):
         response_url = req.context.response_url
         if self._session is not None and response_url:
             req.context["respond"] = SharedSessionRespond(response_url=response_url, session=self._session)
-        return await next()
+        # The listener runs inside this call (process_before_response), so the work it hands over
+        # after its ack knows which request it belongs to.
+        token = current_request_key.set(request_key(req.body))
+        try:
+            return await next()
+        finally:
+            current_request_key.reset(token)
 
 
 def create_app(
@@ -271,27 +288,65 @@ def create_app(
     actions.register(app, services)
     views.register(app, services)
 
-    async def handle_unexpected_error(error: Exception, body: dict[str, Any]) -> None:
-        # Listeners answer expected failures themselves; this is the last resort: tell the user
-        # where they are, with a reference id that is also in the log.
+    app.error(unexpected_error_handler(client=client, session=session, policy=services.policy))
+    return app
+
+
+def request_verified(request: AsyncBoltRequest) -> bool:
+    """Return True when Slack's signature on this request was checked, or it came over Socket Mode.
+
+    Socket Mode requests arrive over a websocket Slack opened with the app-level token, so they are
+    Slack's by construction; HTTP requests are verified by `http_application` before Bolt sees them.
+    """
+    return request.mode == "socket_mode" or request.context.get(VERIFIED_KEY) is True
+
+
+def _reply_target(body: Any) -> tuple[str | None, str | None, str | None]:
+    """Return (response_url, user id, channel id) of a request body, each None when absent or odd."""
+    if not isinstance(body, dict):
+        return None, None, None
+    response_url = body.get("response_url")
+    if not isinstance(response_url, str) or not response_url:
+        urls = body.get("response_urls")
+        found = (r.get("response_url") for r in urls if isinstance(r, dict)) if isinstance(urls, list) else ()
+        response_url = next((u for u in found if isinstance(u, str) and u), None)
+    user, channel = body.get("user"), body.get("channel")
+    user_id = user.get("id") if isinstance(user, dict) else body.get("user_id")
+    channel_id = channel.get("id") if isinstance(channel, dict) else body.get("channel_id")
+    return (
+        response_url,
+        user_id if isinstance(user_id, str) and user_id else None,
+        channel_id if isinstance(channel_id, str) and channel_id else None,
+    )
+
+
+def unexpected_error_handler(
+    *, client: AsyncWebClient, session: aiohttp.ClientSession | None, policy: Policy
+) -> Callable[[Exception, Any, AsyncBoltRequest], Awaitable[None]]:
+    """Return the app's one `@app.error` handler: tell the user where they are, with a reference id.
+
+    Listeners answer expected failures themselves; this is the last resort. It acts only on a request
+    whose signature was verified (see `request_verified`): an unverified body's `response_url`, user or
+    channel are whatever the sender wrote, and answering them would let anyone make the bot post.
+    """
+
+    async def handle_unexpected_error(error: Exception, body: Any, request: AsyncBoltRequest) -> None:
+        if not request_verified(request):
+            log.error("unexpected error on an unverified request (nobody was answered)", exc_info=error)
+            return
         message = error_message(error)
-        response_url = body.get("response_url") or next(
-            (r.get("response_url") for r in body.get("response_urls", []) if isinstance(r, dict)), None
-        )
+        response_url, user_id, channel_id = _reply_target(body)
         try:
             if response_url:
                 await AsyncWebhookClient(response_url, session=session).send(
                     text=message["text"], blocks=message.get("blocks"), response_type="ephemeral"
                 )
-            elif body.get("user", {}).get("id") and body.get("channel", {}).get("id"):
-                await client.chat_postEphemeral(
-                    channel=body["channel"]["id"], user=body["user"]["id"], text=message["text"]
-                )
+            elif user_id and channel_id and policy.channel_allowed(channel_id):
+                await client.chat_postEphemeral(channel=channel_id, user=user_id, text=message["text"])
         except Exception:  # noqa: BLE001 - reporting must never raise out of the error handler
             log.exception("could not report an error to the user")
 
-    app.error(handle_unexpected_error)
-    return app
+    return handle_unexpected_error
 
 
 def slack_web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -311,7 +366,10 @@ class Runtime:
     store: SqliteStore
     tracker: Tracker
     notifier: Notifier
+    resolver: CreateResolver
     services: Services
+    #: Slack's signing secret (HTTP mode); None in Socket Mode, where `http_application` refuses everything.
+    signing_secret: str | None = None
 
 
 @contextlib.asynccontextmanager
@@ -344,12 +402,29 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             if policy.everyone:
                 log.warning("SWEEP_OPERATORS is '*': every Slack user may create and cancel jobs")
             groups = GroupMembershipCache(_usergroup_fetcher(web_client))
+            # A create Sweep stopped waiting for is proven absent only well after Cloudflare would
+            # have answered it: twice the time Sweep waits for one answer.
+            resolver = CreateResolver(
+                store,
+                client,
+                settle_seconds=2 * settings.sweep_cloudflare_timeout,
+                wake_notifier=notifier.wake,
+            )
             jobs = JobService(
                 client=client,
                 store=store,
                 tracker=tracker,
                 account_id=cloudflare.account_id,
                 wake_notifier=notifier.wake,
+                resolver=resolver,
+                budgets=RequestBudgets(
+                    budget_windows(
+                        reads_per_user=settings.sweep_reads_per_user,
+                        writes_per_user=settings.sweep_writes_per_user,
+                        reads_total=settings.sweep_reads_total,
+                        writes_total=settings.sweep_writes_total,
+                    )
+                ),
             )
             services = Services(
                 jobs=jobs,
@@ -369,7 +444,18 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 identity=identity,
                 session=session,
             )
-            yield Runtime(app=app, store=store, tracker=tracker, notifier=notifier, services=services)
+            secret = (
+                settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+            )
+            yield Runtime(
+                app=app,
+                store=store,
+                tracker=tracker,
+                notifier=notifier,
+                resolver=resolver,
+                services=services,
+                signing_secret=secret,
+            )
 
 
 @contextlib.asynccontextmanager
@@ -397,12 +483,14 @@ def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[froz
 
 @contextlib.asynccontextmanager
 async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the tracker and notifier beside the app until the block exits, then finish follow-ups."""
+    """Run the tracker, notifier and create resolver beside the app until the block exits."""
     stop = asyncio.Event()
-    await runtime.tracker.recover_create_intents()
+    # Before any request is served: creates a stopped process left open are resolved by tag.
+    await runtime.resolver.adopt_orphans()
     tasks = [
         asyncio.create_task(runtime.tracker.run(stop), name="tracker"),
         asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
+        asyncio.create_task(runtime.resolver.run(stop), name="create resolver"),
     ]
     try:
         yield
@@ -416,28 +504,63 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
             task.cancel()
 
 
-async def bolt_request_from(request: web.Request) -> AsyncBoltRequest:
-    """Turn an aiohttp request into a Bolt request, parsing slash-command bodies correctly.
+def bolt_request_from(raw: str, *, query: str, headers: Mapping[str, str]) -> AsyncBoltRequest:
+    """Turn a verified, well-formed body into a Bolt request, parsing slash-command bodies correctly.
 
     Bolt 1.30 treats any form body containing the word "payload" as an interactive payload, so
     `/sweep move query:payload …` would reach no listener; such a body is re-parsed as the plain
-    form it is. The signature is still checked against the raw body.
+    form it is. Bolt's own signature check (kept on as defence in depth) still sees the raw body.
     """
-    raw = await request.text()
-    bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers))
+    bolt_request = AsyncBoltRequest(body=raw, query=query, headers=dict(headers))
     if not bolt_request.body and raw and not raw.lstrip().startswith("{"):
         params = dict(parse_qsl(raw, keep_blank_values=True))
         if "payload" not in params and "command" in params:
             bolt_request.body = params
             bolt_request.context = build_async_context(AsyncBoltContext({}), params)
+    bolt_request.context[VERIFIED_KEY] = True
     return bolt_request
 
 
+def _only_header(request: web.Request, name: str) -> str | None:
+    """Return a header sent exactly once, else None (a repeated signature header is not Slack's)."""
+    values = request.headers.getall(name, [])
+    return values[0] if len(values) == 1 else None
+
+
+def refuse(request: web.Request, refusal: Refusal) -> web.Response:
+    """Answer a refused request (401 unverified, 400 malformed) and log one INFO line, never the body."""
+    log.info("refused a request from %s (HTTP %d): %s", request.remote, refusal.status, refusal.reason)
+    error = "invalid request" if refusal.status == 401 else "malformed request"
+    return web.json_response({"error": error}, status=refusal.status)
+
+
 def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Application:
-    """Return the aiohttp application: Slack at `path`, a health check at /healthz."""
+    """Return the aiohttp application: Slack at `path`, a health check at /healthz.
+
+    Every request to `path` is verified (Slack's signature and timestamp) and shape-checked here, before
+    Bolt sees it: whatever fails is answered 401 or 400 with no listener, no error handler and no
+    outbound call. Bolt's own verification stays on behind this as defence in depth (one more HMAC of
+    a body already read, microseconds), so a future route that skipped this function would still not
+    act on an unsigned body.
+    """
+    if not runtime.signing_secret:
+        log.warning("no SLACK_SIGNING_SECRET: every request to %s will be refused", path)
 
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await runtime.app.async_dispatch(await bolt_request_from(request))
+        raw = await request.read()
+        refusal = verify_signature(
+            secret=runtime.signing_secret,
+            body=raw,
+            timestamp=_only_header(request, TIMESTAMP_HEADER),
+            signature=_only_header(request, SIGNATURE_HEADER),
+            now=time.time(),
+        ) or check_shape(raw, request.headers.get("Content-Type"))
+        if refusal is not None:
+            return refuse(request, refusal)
+        bolt_request = bolt_request_from(
+            raw.decode("utf-8"), query=request.query_string, headers=request.headers
+        )
+        bolt_response = await runtime.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:

@@ -11,7 +11,9 @@ the loop with acks as before.
 Urgent follow-ups start at once: those racing an expiring Slack trigger id, and creates (the user
 was already told "Creating the job…", so a crash must not find that promise unrecorded). At most `max_running`
 follow-ups run concurrently; they are I/O bound, so this limits CPU contention, not throughput.
-Slack-free: a follow-up is any coroutine function, with a callback that reports its failure.
+Slack-free: a follow-up is any coroutine function, with a callback that reports its failure and,
+optionally, one that is told at once when the work waits out a Cloudflare rate limit (the client's
+`rate_limit_hook`, set for that follow-up's task only).
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.cloudflare.client import rate_limit_hook
+
 log = logging.getLogger("sweep.followups")
 
 Work = Callable[[], Awaitable[None]]
 ErrorReporter = Callable[[Exception], Awaitable[None]]
+#: Told the seconds a follow-up is about to wait because Cloudflare is rate limiting.
+WaitReporter = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 #: Log a warning each time the number of waiting follow-ups crosses a multiple of this.
@@ -40,6 +46,7 @@ class _FollowUp:
     on_error: ErrorReporter
     label: str
     submitted_at: float
+    on_wait: WaitReporter | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +110,22 @@ class FollowUps:
         """Record that a Slack request just arrived (its ack comes before any waiting follow-up)."""
         self._last_request = self._clock()
 
-    def submit(self, work: Work, *, on_error: ErrorReporter, label: str, urgent: bool = False) -> None:
-        """Run `work` after the current burst of requests (at once if `urgent`); never raises."""
-        item = _FollowUp(work=work, on_error=on_error, label=label, submitted_at=self._clock())
+    def submit(
+        self,
+        work: Work,
+        *,
+        on_error: ErrorReporter,
+        label: str,
+        urgent: bool = False,
+        on_wait: WaitReporter | None = None,
+    ) -> None:
+        """Run `work` after the current burst of requests (at once if `urgent`); never raises.
+
+        `on_wait` hears of every Cloudflare rate-limit wait while `work` runs.
+        """
+        item = _FollowUp(
+            work=work, on_error=on_error, label=label, submitted_at=self._clock(), on_wait=on_wait
+        )
         self._idle.clear()
         if urgent:
             self._start(item)
@@ -179,6 +199,8 @@ class FollowUps:
         task.add_done_callback(self._finished)
 
     async def _run(self, item: _FollowUp, holds_slot: bool) -> None:
+        # Each follow-up is its own task (its own context): the hook reaches only this work.
+        rate_limit_hook.set(item.on_wait)
         try:
             await item.work()
             self._done += 1

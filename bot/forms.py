@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from bot.cloudflare.models import ActionType, DeliveryStatus, Destination, Disposition, SearchParams
 from bot.grammar import CLOCK_SKEW, COMMENT_MAX, DEFAULT_RANGE, FIELD_MAX, JobDraft
 from bot.ids import ActionId, BlockId
+from bot.text import INVISIBLE
 
 ANY_VALUE = "any"
 DETECTIONS_VALUE = "detections_only"
@@ -51,8 +52,6 @@ SELECT_FIELDS: dict[BlockId, tuple[ActionId, str, frozenset[str]]] = {
 }
 
 _MESSAGE_ID = re.compile(r"^<?[^\s<>@]+@[^\s<>@]+>?$")
-# Invisible and direction-override characters make a value read differently from what is searched.
-_INVISIBLE = frozenset("\u200b\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
 class FormErrors(dict[str, str]):
@@ -83,7 +82,7 @@ def _element(state: Mapping[str, Any], block_id: str, action_id: str) -> Mapping
 
 def _bad_characters(text: str, *, multiline: bool) -> bool:
     for ch in text:
-        if ch in _INVISIBLE:
+        if ch in INVISIBLE:
             return True
         if "\ud800" <= ch <= "\udfff":  # a lone surrogate cannot be sent to Cloudflare as UTF-8
             return True

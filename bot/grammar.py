@@ -35,6 +35,7 @@ from bot.cloudflare.models import (
     SearchParams,
     format_timestamp,
 )
+from bot.text import INVISIBLE
 
 __all__ = [
     "CLOCK_SKEW",
@@ -47,6 +48,7 @@ __all__ = [
     "HELP_EXAMPLES",
     "KEY_ALIASES",
     "REQUEST_COMMENT_MAX",
+    "SETTABLE_SEARCH_FIELDS",
     "SUBCOMMANDS",
     "TEXT_MAX",
     "USAGE",
@@ -63,6 +65,7 @@ __all__ = [
     "UsageError",
     "WatchCommand",
     "parse_command",
+    "validate_draft",
 ]
 
 DEFAULT_RANGE = timedelta(days=7)
@@ -227,7 +230,6 @@ _SINCE_RE = re.compile(
 )
 _SLACK_LINK_RE = re.compile(r"^<(?:mailto:|https?://)([^<>|]*)(?:\|([^<>]*))?>$", re.IGNORECASE)
 _SLACK_MENTION_RE = re.compile(r"<[@#!][^<>]*>")
-_INVISIBLE = frozenset("\u200b\u2060\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 _TRUE = frozenset({"yes", "y", "true", "on", "1"})
 _FALSE = frozenset({"no", "n", "false", "off", "0"})
 
@@ -324,6 +326,50 @@ class JobDraft(BaseModel):
         )
 
 
+#: The search fields a person can set from `/sweep …` or the form; anything else in a draft is forged.
+SETTABLE_SEARCH_FIELDS = frozenset((*FILTER_KEYS, "start", "end", "detections_only"))
+
+
+def validate_draft(draft: JobDraft) -> str | None:
+    """Return why a stored draft could not have been typed (same rules as typed input), or None.
+
+    The model's own rules (a filter, a destination for a move, a sane range) hold already; this adds
+    what the parsers check on the way in: known fields only, value lengths, no blank values, no
+    invisible or control characters, and dates inside the searchable range.
+    """
+    params = draft.search_params
+    extra = sorted(set(params.model_dump(exclude_none=True)) - SETTABLE_SEARCH_FIELDS)
+    if extra:
+        return f"the search sets fields no Sweep form can set: {', '.join(extra)}"
+    for key in _TEXT_KEYS:
+        value = getattr(params, key)
+        if value is None:
+            continue
+        text = str(value)
+        if not text.strip():
+            return f"`{key}` is blank"
+        if len(text) > FIELD_MAX.get(key, VALUE_MAX):
+            return f"`{key}` is longer than {FIELD_MAX.get(key, VALUE_MAX)} characters"
+        try:
+            _check_characters(text)
+        except UsageError as error:
+            return f"`{key}`: {error.message}"
+    if draft.comment is not None:
+        if len(draft.comment) > COMMENT_MAX:
+            return f"the comment is longer than {COMMENT_MAX} characters"
+        try:
+            _check_characters(draft.comment)
+        except UsageError as error:
+            return f"the comment: {error.message}"
+    for name in ("start", "end"):
+        moment = getattr(params, name)
+        if moment is not None and moment < EARLIEST:
+            return f"`{name}` is before {EARLIEST:%Y-%m-%d}"
+    if params.start is not None and params.end is not None and params.end - params.start > MAX_SINCE:
+        return f"the date range is longer than {MAX_SINCE.days} days"
+    return None
+
+
 _FILTER_LABELS: dict[str, str] = {
     "sender": "Sender",
     "recipient": "Recipient",
@@ -413,7 +459,7 @@ def _check_characters(text: str) -> None:
         if ch in "\t\n\r":
             continue
         category = unicodedata.category(ch)
-        if category in ("Cc", "Cs") or ch in _INVISIBLE:
+        if category in ("Cc", "Cs") or ch in INVISIBLE:
             name = unicodedata.name(ch, "control character")
             raise UsageError(
                 f"the command contains an invisible or control character (U+{ord(ch):04X} {name}) "

@@ -84,6 +84,7 @@ class EventType(StrEnum):
 
     CARD = "sweep_card"
     TRANSITION = "sweep_transition"
+    NOTICE = "sweep_notice"
 
 
 DISMISS_VALUE = "dismiss"

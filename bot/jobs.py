@@ -7,34 +7,49 @@ to show; refusals that are part of the domain come back as values, not exception
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
+from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient, make_request_tag
-from bot.cloudflare.errors import CloudflareError, ConflictError, NotFoundError
+from bot.cloudflare.errors import CloudflareError, ConflictError, CreateOutcomeUnknownError, NotFoundError
 from bot.cloudflare.models import (
     SEARCHABLE_DISPOSITIONS,
     BulkJob,
+    CreateJobRequest,
     MessageSummary,
     Page,
     SearchParams,
     SearchResult,
 )
-from bot.grammar import JobDraft
+from bot.creates import CreateResolver
+from bot.grammar import JobDraft, validate_draft
 from bot.models import AuditAction, AuditEntry, TrackedJob
-from bot.store import Store
+from bot.store import IntentState, PreviewRecord, PreviewState, Store
+from bot.throttle import BudgetKind, RequestBudgets, ThrottledError
 from bot.tracker import Tracker
+
+__all__ = [
+    "PREVIEW_TTL",
+    "CancelOutcome",
+    "CreateOutcome",
+    "CreateStatus",
+    "JobService",
+    "Preview",
+    "PreviewUnusableError",
+    "utc_now",
+]
 
 log = logging.getLogger("sweep.jobs")
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """Return the current time in UTC (the default clock)."""
-    return datetime.now(UTC)
+#: How long a preview may be confirmed (Slack's response_url lives 30 minutes too).
+PREVIEW_TTL = timedelta(minutes=30)
+_EXPIRED = "this preview expired; run the command again to see a fresh count"
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,48 @@ class CancelOutcome:
     job: BulkJob | None
     tracked: TrackedJob | None
     already_finished: bool
+
+
+class CreateStatus(StrEnum):
+    CREATED = "created"
+    UNKNOWN = "unknown"  # Cloudflare may have made it: being resolved by tag
+    ALREADY_CONFIRMED = "already_confirmed"  # this preview was used before (double click, replay)
+    REFUSED = "refused"  # the preview cannot be confirmed (unknown, expired, someone else's, forged)
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    """What confirming a preview did; `reason` says why for REFUSED and UNKNOWN."""
+
+    status: CreateStatus
+    channel_id: str | None = None
+    tracked: TrackedJob | None = None
+    earlier_failed: bool = False  # ALREADY_CONFIRMED: the create that used this preview failed
+    reason: str | None = None
+
+
+class PreviewUnusableError(Exception):
+    """A stored preview cannot be used for this (unknown, expired, someone else's, already used)."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A counted preview, stored server-side under `id` (what Confirm buttons and modals carry)."""
+
+    id: str
+    channel_id: str
+    result: SearchResult
+
+
+def request_hash(draft: JobDraft) -> str:
+    """Return the hash of a draft's canonical form (action, folder, every search field, absolute dates)."""
+    canonical = draft.model_dump_json(exclude_none=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_preview_id() -> str:
+    """Return an unguessable one-time preview id."""
+    return secrets.token_urlsafe(16)
 
 
 def _preview_search(params: SearchParams) -> tuple[SearchParams, Callable[[MessageSummary], bool]]:
@@ -70,6 +127,8 @@ class JobService:
         tracker: Tracker,
         account_id: str,
         wake_notifier: Callable[[], None],
+        resolver: CreateResolver | None = None,
+        budgets: RequestBudgets | None = None,
         preview_limit: int = 1000,
         clock: Clock = utc_now,
     ) -> None:
@@ -78,47 +137,219 @@ class JobService:
         self._tracker = tracker
         self._account_id = account_id
         self._wake_notifier = wake_notifier
+        self._resolver = resolver
+        self._budgets = budgets or RequestBudgets(clock=clock)
         self.preview_limit = preview_limit
         self._clock = clock
+        self._throttle_audited: dict[str, datetime] = {}
 
-    async def preview(self, draft: JobDraft) -> SearchResult:
-        """Return how many messages the draft's search matches now, with samples (capped)."""
-        search, keep = _preview_search(draft.search_params)
-        # One page holds the whole preview: fewer round trips than the default page size.
-        result = await self._client.search_messages(
-            search, limit=self.preview_limit, per_page=min(self.preview_limit, 1000)
-        )
-        return SearchResult(messages=[m for m in result.messages if keep(m)], capped=result.capped)
+    # ------------------------------------------------------------------ budgets
 
-    async def create(self, draft: JobDraft, *, requester: str, channel_id: str) -> TrackedJob:
-        """Create the bulk job at Cloudflare and start tracking it; its card is posted by the notifier.
+    async def _spend(self, kind: BudgetKind, actor: str, channel_id: str | None) -> None:
+        """Count one Cloudflare-calling request, or raise ThrottledError (audited once a minute)."""
+        try:
+            self._budgets.take(kind, actor)
+        except ThrottledError:
+            now = self._clock()
+            last = self._throttle_audited.get(actor)
+            if last is None or now - last > timedelta(minutes=1):
+                self._throttle_audited[actor] = now
+                await self._audit(
+                    actor, AuditAction.DENIED, None, channel_id, "refused: throttled", detail=str(kind)
+                )
+            raise
 
-        The intent is recorded before the call, so a crash mid-create is resolved at restart by
-        looking the job up by its request tag — never by creating it twice.
-        """
-        request = draft.to_request(requester_label=f"@{requester}", channel_label=f"#{channel_id}")
-        tag = make_request_tag()
+    async def claim_request(self, key: str) -> bool:
+        """Claim a Slack request by key; False if it was handled before (a replay or a retry)."""
+        return await self._store.claim_request(key, now=self._clock())
+
+    # ------------------------------------------------------------------ previews
+
+    async def open_form(self, *, requester: str, channel_id: str) -> str:
+        """Record a create form opened by `requester` in `channel_id`; return the id its modal carries."""
+        preview_id = new_preview_id()
         now = self._clock()
-        await self._store.begin_create(
-            tag,
-            account_id=self._account_id,
+        await self._store.save_preview(
+            preview_id,
             requester=requester,
             channel_id=channel_id,
-            request=request,
+            state=PreviewState.FORM,
+            expires_at=now + PREVIEW_TTL,
             now=now,
         )
+        return preview_id
+
+    async def get_preview(self, preview_id: str) -> PreviewRecord | None:
+        """Return a stored preview (or open form), or None."""
+        return await self._store.get_preview(preview_id)
+
+    async def preview(
+        self, draft: JobDraft, *, requester: str, channel_id: str | None = None, preview_id: str | None = None
+    ) -> Preview:
+        """Count what the draft matches now (capped, with samples) and store it as a use-once preview.
+
+        With `preview_id` (the modal), the form opened by the same requester is updated and its
+        channel is the one recorded when it was opened; otherwise `channel_id` is where Slack says
+        the command was typed.
+        """
+        now = self._clock()
+        if preview_id is not None:
+            record = await self._store.get_preview(preview_id)
+            if record is None or record.requester != requester:
+                raise PreviewUnusableError(
+                    "This form is not known to Sweep any more; run `/sweep new` again."
+                )
+            if record.state is PreviewState.USED:
+                raise PreviewUnusableError(
+                    "This form was already confirmed; run `/sweep new` for another job."
+                )
+            channel_id = record.channel_id
+        if channel_id is None:
+            raise ValueError("a preview needs a channel or the id of an open form")
+        await self._spend(BudgetKind.READ, requester, channel_id)
+        search, keep = _preview_search(draft.search_params)
+        # One page holds the whole preview: fewer round trips than the default page size.
+        found = await self._client.search_messages(
+            search, limit=self.preview_limit, per_page=min(self.preview_limit, 1000)
+        )
+        result = SearchResult(messages=[m for m in found.messages if keep(m)], capped=found.capped)
+        stored_id = preview_id or new_preview_id()
+        saved = await self._store.save_preview(
+            stored_id,
+            requester=requester,
+            channel_id=channel_id,
+            state=PreviewState.PREVIEWED,
+            expires_at=self._clock() + PREVIEW_TTL,
+            now=now,
+            draft_json=draft.model_dump_json(exclude_none=True),
+            request_hash=request_hash(draft),
+            matched=len(result.messages),
+            capped=result.capped,
+        )
+        if not saved:
+            raise PreviewUnusableError("This form was already confirmed; run `/sweep new` for another job.")
+        return Preview(id=stored_id, channel_id=channel_id, result=result)
+
+    # ------------------------------------------------------------------ create
+
+    async def create_from_preview(
+        self,
+        preview_id: str,
+        *,
+        actor: str,
+        click_channel_id: str | None = None,
+        confirm_check: Callable[[JobDraft], str | None] | None = None,
+        on_recorded: Callable[[], Awaitable[None]] | None = None,
+    ) -> CreateOutcome:
+        """Create exactly the stored preview, once; a second confirm creates nothing and says so.
+
+        `click_channel_id` is the channel Slack says a Confirm button was clicked in (None for the
+        modal, whose channel was recorded when it was opened); it must be the preview's channel.
+        The intent is recorded with the preview's use, in one transaction, before the POST, so a
+        crash is resolved by tag later, never by creating twice. An ambiguous failure leaves the
+        intent open for the resolver and says the outcome is unknown. `on_recorded` runs once the
+        intent is recorded, before the POST (so "Creating the job…" is only ever said of a recorded
+        create).
+        """
+        record = await self._store.get_preview(preview_id)
+        refusal = self._refusal(record, actor=actor, click_channel_id=click_channel_id)
+        if refusal is not None:
+            await self._audit(
+                actor, AuditAction.DENIED, None, click_channel_id, f"refused: {refusal}", detail="create"
+            )
+            return CreateOutcome(CreateStatus.REFUSED, channel_id=click_channel_id, reason=refusal)
+        assert record is not None  # noqa: S101 - _refusal checked it
+        if record.state is PreviewState.USED:
+            return await self._already(record)
+        draft = JobDraft.model_validate_json(record.draft_json or "")
+        problem = validate_draft(draft) or (confirm_check(draft) if confirm_check is not None else None)
+        if problem is not None:
+            await self._audit(
+                actor, AuditAction.DENIED, None, record.channel_id, f"refused: {problem}", detail="create"
+            )
+            return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=problem)
+        await self._spend(BudgetKind.WRITE, actor, record.channel_id)
+        request = draft.to_request(requester_label=f"@{actor}", channel_label=f"#{record.channel_id}")
+        tag = make_request_tag()
+        before = await self._store.consume_preview(
+            preview_id, tag=tag, account_id=self._account_id, request=request, now=self._clock()
+        )
+        if before is None or before.state is not PreviewState.PREVIEWED or before.expires_at <= self._clock():
+            # Another click got there first (or it expired meanwhile): read what it did.
+            latest = await self._store.get_preview(preview_id)
+            if latest is not None and latest.state is PreviewState.USED:
+                return await self._already(latest)
+            return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=_EXPIRED)
+        if on_recorded is not None:
+            await on_recorded()
+        return await self._send_create(tag, request, actor=actor, channel_id=record.channel_id)
+
+    def _refusal(
+        self, record: PreviewRecord | None, *, actor: str, click_channel_id: str | None
+    ) -> str | None:
+        if record is None:
+            return (
+                "this preview is not known to Sweep (it may be from before an upgrade); run the command again"
+            )
+        if record.requester != actor:
+            return "only the person who asked for this preview may confirm it"
+        if click_channel_id is not None and click_channel_id != record.channel_id:
+            return "this preview was made for another channel"
+        if record.state is PreviewState.FORM or record.draft_json is None:
+            return "nothing was previewed yet"
+        if record.state is PreviewState.PREVIEWED and record.expires_at <= self._clock():
+            return _EXPIRED
+        return None
+
+    async def _already(self, record: PreviewRecord) -> CreateOutcome:
+        intent = await self._store.get_create_intent(record.tag) if record.tag else None
+        tracked = await self._store.get_job(intent.job_id) if intent is not None and intent.job_id else None
+        return CreateOutcome(
+            CreateStatus.ALREADY_CONFIRMED,
+            channel_id=record.channel_id,
+            tracked=tracked,
+            earlier_failed=intent is not None and intent.state is IntentState.FAILED,
+            reason=intent.error if intent is not None else None,
+        )
+
+    async def _send_create(
+        self, tag: str, request: CreateJobRequest, *, actor: str, channel_id: str
+    ) -> CreateOutcome:
         try:
             job = await self._client.create_job(request, request_tag=tag)
+        except CreateOutcomeUnknownError as error:
+            now = self._clock()
+            first_check = self._resolver.first_check_at(now) if self._resolver else now
+            await self._store.mark_create_ambiguous(
+                tag,
+                error=error.user_message(),
+                now=now,
+                next_check_at=first_check,
+                audit=AuditEntry(
+                    at=now,
+                    actor=actor,
+                    action=AuditAction.CREATE.value,
+                    channel_id=channel_id,
+                    outcome=f"unknown: {error.user_message()}",
+                    detail=f"request tag {tag}",
+                ),
+            )
+            if self._resolver is not None:
+                self._resolver.wake()
+            log.warning("create %s for %s: outcome unknown (%s)", tag, actor, error.user_message())
+            return CreateOutcome(
+                CreateStatus.UNKNOWN,
+                channel_id=channel_id,
+                reason=error.user_message(),
+            )
         except CloudflareError as error:
             await self._store.fail_create(tag, error=error.user_message(), now=self._clock())
-            await self._audit(
-                requester, AuditAction.CREATE, None, channel_id, f"error: {error.user_message()}"
-            )
+            await self._audit(actor, AuditAction.CREATE, None, channel_id, f"error: {error.user_message()}")
             raise
         tracked = await self._store.finish_create(tag, job, now=self._clock())
         self._wake_notifier()
-        log.info("created job %s (%s) for %s in %s", job.job_id, job.action_type, requester, channel_id)
-        return tracked
+        log.info("created job %s (%s) for %s in %s", job.job_id, job.action_type, actor, channel_id)
+        return CreateOutcome(CreateStatus.CREATED, channel_id=channel_id, tracked=tracked)
 
     async def cancel(self, job_id: str, *, actor: str, channel_id: str | None = None) -> CancelOutcome:
         """Cancel a job; cancelling a finished (or already cancelled) job is harmless and says so."""
@@ -126,6 +357,7 @@ class JobService:
         if tracked is not None and tracked.is_terminal:
             await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, "noop: already finished")
             return CancelOutcome(job=None, tracked=tracked, already_finished=True)
+        await self._spend(BudgetKind.WRITE, actor, channel_id)
         try:
             job = await self._client.cancel_job(job_id)
             already_finished = False
@@ -149,20 +381,32 @@ class JobService:
         )
 
     async def list_jobs(
-        self, *, status: str | None, action_type: str | None, page: int, per_page: int = 10
+        self,
+        *,
+        actor: str,
+        status: str | None,
+        action_type: str | None,
+        page: int,
+        per_page: int = 10,
+        channel_id: str | None = None,
     ) -> Page[BulkJob]:
         """Return one page of the account's recent jobs, newest first."""
+        await self._spend(BudgetKind.READ, actor, channel_id)
         return await self._client.list_jobs(
             status=status, action_type=action_type, page=page, per_page=per_page
         )
 
-    async def status(self, job_id: str) -> tuple[BulkJob, TrackedJob | None]:
+    async def status(
+        self, job_id: str, *, actor: str, channel_id: str | None = None
+    ) -> tuple[BulkJob, TrackedJob | None]:
         """Return Cloudflare's current view of a job, and Sweep's record of it if tracked."""
+        await self._spend(BudgetKind.READ, actor, channel_id)
         job = await self._client.get_job(job_id)
         return job, await self._store.get_job(job_id)
 
     async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
         """Start tracking a job created elsewhere; its card is posted by the notifier."""
+        await self._spend(BudgetKind.READ, requester, channel_id)
         tracked, is_new = await self._tracker.watch(job_id, requester=requester, channel_id=channel_id)
         await self._audit(
             requester, AuditAction.WATCH, job_id, channel_id, "ok" if is_new else "noop: tracked"

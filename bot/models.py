@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.cloudflare.models import BulkJob, SearchParams, is_terminal
+from bot.cloudflare.models import UNKNOWN_COUNT, BulkJob, SearchParams, is_known_count, is_terminal
 
 
 class TrackedJob(BaseModel):
@@ -51,7 +51,9 @@ class TrackedJob(BaseModel):
 
     @property
     def processed(self) -> int:
-        """Return how many discovered messages are no longer pending."""
+        """Return how many discovered messages are no longer pending (`UNKNOWN_COUNT` when unknown)."""
+        if not (is_known_count(self.total_messages_discovered) and is_known_count(self.messages_pending)):
+            return UNKNOWN_COUNT
         return max(self.total_messages_discovered - self.messages_pending, 0)
 
     @classmethod

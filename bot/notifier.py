@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from blocks.job_card import build_job_card, build_transition_reply
+from blocks.notice import build_create_not_made
 from bot.ids import EventType
 from bot.models import TrackedJob
 from bot.slack_port import (
@@ -70,6 +71,17 @@ def transition_metadata(job_id: str, transition: str) -> dict[str, Any]:
         "event_type": EventType.TRANSITION.value,
         "event_payload": {"job_id": job_id, "transition": transition},
     }
+
+
+def notice_metadata(key: str) -> dict[str, Any]:
+    """Return the metadata Sweep posts with a channel notice (keyed like its outbox row)."""
+    return {"event_type": EventType.NOTICE.value, "event_payload": {"job_id": key}}
+
+
+#: Renderers of the notices (outbox rows with no job), by `payload["notice"]`.
+NOTICE_RENDERERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "create_not_made": build_create_not_made,
+}
 
 
 def _reply_job(job: TrackedJob, payload: dict[str, Any]) -> TrackedJob:
@@ -188,6 +200,9 @@ class Notifier:
     # ------------------------------------------------------------------ one row
 
     async def _deliver(self, item: OutboxItem, attempt: _Attempt) -> None:
+        if item.job_id is None:
+            await self._post_notice(item, attempt)
+            return
         state = await self._store.card_state(item.job_id)
         if state is None:
             raise _Skip("job is not tracked")
@@ -277,6 +292,28 @@ class Notifier:
         )
         await self._store.outbox_sent(item.id, now=self._clock(), ts=ts)
 
+    async def _post_notice(self, item: OutboxItem, attempt: _Attempt) -> None:
+        """Post a notice that belongs to no job, exactly once (recovered by its metadata after a crash)."""
+        channel = item.channel_id
+        render = NOTICE_RENDERERS.get(str(item.payload.get("notice")))
+        if channel is None or render is None:
+            raise _Skip(f"notice {item.key} has no channel or an unknown kind")
+        metadata = notice_metadata(item.key)
+        if attempt.ambiguous:
+            ts = await self._find(channel, None, EventType.NOTICE.value, item.key)
+            if ts is not None:
+                log.info("notice %s was already posted (ts %s)", item.key, ts)
+                await self._store.outbox_sent(item.id, now=self._clock(), ts=ts)
+                return
+        notice = render(item.payload)
+        await self._store.outbox_attempting(item.id, now=self._clock())
+        attempt.ambiguous = True
+        ts = await self._slack.post_message(
+            channel=channel, text=notice["text"], blocks=notice["blocks"], metadata=metadata
+        )
+        await self._store.outbox_sent(item.id, now=self._clock(), ts=ts)
+        log.info("posted notice %s in %s (ts %s)", item.key, channel, ts)
+
     async def _find(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> str | None:
         """Ask Slack whether the message exists; None when it does not or history is unreadable."""
         try:
@@ -305,7 +342,10 @@ class Notifier:
 
     async def _give_up(self, item: OutboxItem, error: SlackPermanentError) -> None:
         now = self._clock()
-        if error.kills_card or item.kind is OutboxKind.CARD_POST:
+        if item.job_id is None:
+            log.error("notice %s rejected by Slack: %s", item.key, error.code)
+            await self._store.outbox_failed(item.id, now=now, error=f"slack: {error.code}")
+        elif error.kills_card or item.kind is OutboxKind.CARD_POST:
             # Without its card a job has no thread to reply in: stop notifying about it.
             log.warning("card of job %s is gone (%s): no more updates", item.job_id, error.code)
             await self._store.mark_card_dead(item.job_id, error=f"slack: {error.code}", now=now)

@@ -80,19 +80,27 @@ class CancelButtonValue(Payload):
         return value
 
 
-class ConfirmCreateValue(Payload):
-    """The Confirm button of an inline preview: the draft to create and the channel it was asked in."""
+PreviewId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 
-    draft: JobDraft
-    channel_id: SlackId
+
+class ConfirmCreateValue(Payload):
+    """The Confirm button of an inline preview: only the id of the preview stored server-side.
+
+    What is created, and for whom and where, is read from the stored preview, never from here.
+    """
+
+    preview_id: PreviewId
 
 
 class ModalMetadata(Payload):
-    """The create modal's `private_metadata`: where it was opened, and the draft once previewed."""
+    """The create modal's `private_metadata`: the id of its server-side record, and the draft to show.
+
+    The draft only pre-fills the form when going back; what a confirm creates is the stored preview.
+    """
 
     MAX_CHARS: ClassVar[int] = PRIVATE_METADATA_MAX
 
-    channel_id: SlackId
+    preview_id: PreviewId
     draft: JobDraft | None = None
     stage: Literal["form", "preview"] = "form"
 

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 __all__ = [
     "EVERYONE",
@@ -20,14 +21,32 @@ __all__ = [
     "NOT_IN_CHANNEL",
     "Decision",
     "GroupMembershipCache",
+    "Operation",
     "Policy",
+    "not_an_operator",
     "parse_ids",
 ]
 
 log = logging.getLogger("sweep.policy")
 
 EVERYONE = "*"
-NOT_AN_OPERATOR = "only Sweep operators may create or cancel jobs; ask an admin to add you to SWEEP_OPERATORS"
+
+
+class Operation(StrEnum):
+    """An operator-only request, worded as its refusal names it."""
+
+    CREATE = "create jobs"
+    CANCEL = "cancel jobs"
+    WATCH = "watch jobs"
+    OPEN_FORM = "open the create form"
+
+
+def not_an_operator(operation: Operation) -> str:
+    """Return the refusal for a non-operator, naming what they tried."""
+    return f"only Sweep operators may {operation}; ask an admin to add you to SWEEP_OPERATORS"
+
+
+NOT_AN_OPERATOR = not_an_operator(Operation.CREATE)
 NOT_IN_CHANNEL = "Sweep is not enabled in this channel; ask an admin to add it to SWEEP_CHANNELS"
 LOOKUP_FAILED = "(Sweep could not check your user-group membership just now; try again in a minute)"
 
@@ -110,12 +129,19 @@ class Policy:
         """Return the channels Sweep answers in, or None for every channel."""
         return self._channels
 
-    async def can_operate(self, user_id: str, *, resolve_group_members: ResolveMembers) -> Decision:
-        """Decide whether this user may create, cancel or watch jobs (a failed group lookup denies)."""
+    async def can_operate(
+        self,
+        user_id: str,
+        *,
+        resolve_group_members: ResolveMembers,
+        operation: Operation = Operation.CREATE,
+    ) -> Decision:
+        """Decide whether this user may do `operation` (a failed group lookup denies); a refusal names it."""
+        refusal = not_an_operator(operation)
         if self._everyone:
             return Decision.allow("everyone is an operator")
         if not isinstance(user_id, str) or not user_id:
-            return Decision.deny(NOT_AN_OPERATOR)
+            return Decision.deny(refusal)
         if user_id in self._users:
             return Decision.allow("listed operator")
         lookup_failed = False
@@ -135,8 +161,8 @@ class Policy:
             if user_id in members:
                 return Decision.allow(f"member of user group {group_id}")
         if lookup_failed:
-            return Decision.deny(f"{NOT_AN_OPERATOR} {LOOKUP_FAILED}")
-        return Decision.deny(NOT_AN_OPERATOR)
+            return Decision.deny(f"{refusal} {LOOKUP_FAILED}")
+        return Decision.deny(refusal)
 
     def channel_allowed(self, channel_id: str | None) -> Decision:
         """Decide whether Sweep answers in this channel (an unknown channel is refused when restricted)."""

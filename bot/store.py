@@ -21,9 +21,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +43,8 @@ __all__ = [
     "OutboxItem",
     "OutboxKind",
     "OutboxState",
+    "PreviewRecord",
+    "PreviewState",
     "SqliteStore",
     "Store",
     "StoreError",
@@ -138,6 +141,87 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (due_at) WHERE state IN ('pending', 'attempting');
     """,
+    # 2: creates whose outcome is unknown stay open as 'ambiguous' and are re-checked on a schedule;
+    # previews are stored server-side and used once; duplicate Slack requests are remembered; an
+    # outbox row may exist before any job (a notice to a channel).
+    """
+    CREATE TABLE create_intents_v2 (
+        tag TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        request TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open', 'ambiguous', 'done', 'failed')),
+        job_id TEXT,
+        error TEXT,
+        preview_id TEXT,
+        checks INTEGER NOT NULL DEFAULT 0,
+        misses INTEGER NOT NULL DEFAULT 0,
+        next_check_at REAL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO create_intents_v2 (tag, account_id, requester, channel_id, request, state, job_id, error,
+                                   created_at, updated_at)
+        SELECT tag, account_id, requester, channel_id, request, state, job_id, error, created_at, updated_at
+        FROM create_intents;
+    DROP TABLE create_intents;
+    ALTER TABLE create_intents_v2 RENAME TO create_intents;
+    CREATE INDEX create_intents_unresolved ON create_intents (created_at)
+        WHERE state IN ('open', 'ambiguous');
+
+    CREATE TABLE outbox_v2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT REFERENCES tracked_jobs (job_id),
+        channel_id TEXT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'attempting', 'sent', 'failed')),
+        seq INTEGER NOT NULL DEFAULT 1,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at REAL NOT NULL,
+        slack_ts TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (job_id, kind, key),
+        CHECK (job_id IS NOT NULL OR channel_id IS NOT NULL)
+    );
+    INSERT INTO outbox_v2 (id, job_id, kind, key, payload, state, seq, attempts, due_at, slack_ts, last_error,
+                           created_at, updated_at)
+        SELECT id, job_id, kind, key, payload, state, seq, attempts, due_at, slack_ts, last_error,
+               created_at, updated_at
+        FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v2 RENAME TO outbox;
+    CREATE INDEX outbox_due ON outbox (due_at) WHERE state IN ('pending', 'attempting');
+    -- NULLs are distinct in a UNIQUE constraint: rows without a job are unique by kind and key.
+    CREATE UNIQUE INDEX outbox_unique_notice ON outbox (kind, key) WHERE job_id IS NULL;
+
+    CREATE TABLE previews (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        draft TEXT,
+        request_hash TEXT,
+        matched INTEGER,
+        capped INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL CHECK (state IN ('form', 'previewed', 'used')),
+        tag TEXT,
+        expires_at REAL NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX previews_expiry ON previews (expires_at);
+
+    CREATE TABLE seen_requests (
+        key TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    CREATE INDEX seen_requests_at ON seen_requests (at);
+    """,
 )
 
 _JOB_COLUMNS = (
@@ -167,15 +251,44 @@ class StoreError(Exception):
 
 
 class IntentState(StrEnum):
-    OPEN = "open"
+    OPEN = "open"  # recorded, the POST not answered yet (or a crash came in between)
+    AMBIGUOUS = "ambiguous"  # Cloudflare may have made the job: re-checked by tag until resolved
     DONE = "done"
     FAILED = "failed"
+
+
+UNRESOLVED_INTENTS = (IntentState.OPEN, IntentState.AMBIGUOUS)
 
 
 class OutboxKind(StrEnum):
     CARD_POST = "card_post"
     CARD_UPDATE = "card_update"
     TRANSITION = "transition"
+    NOTICE = "notice"  # a message to a channel that belongs to no tracked job (e.g. a create not made)
+
+
+class PreviewState(StrEnum):
+    FORM = "form"  # the create form is open; nothing previewed yet
+    PREVIEWED = "previewed"  # counted and shown; may be confirmed once
+    USED = "used"  # confirmed: a create intent carries it
+
+
+class PreviewRecord(BaseModel):
+    """A preview as stored server-side: the only thing a Confirm button or modal may create from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    requester: str
+    channel_id: str
+    draft_json: str | None
+    request_hash: str | None
+    matched: int | None
+    capped: bool
+    state: PreviewState
+    tag: str | None
+    expires_at: datetime
+    created_at: datetime
 
 
 class OutboxState(StrEnum):
@@ -198,6 +311,10 @@ class CreateIntent(BaseModel):
     state: IntentState
     job_id: str | None = None
     error: str | None = None
+    preview_id: str | None = None
+    checks: int = 0  # look-ups by tag made since the outcome became unknown
+    misses: int = 0  # of those, the ones Cloudflare answered without the job
+    next_check_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -208,7 +325,7 @@ class OutboxItem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
-    job_id: str
+    job_id: str | None  # None for a notice that belongs to no tracked job
     kind: OutboxKind
     key: str
     state: OutboxState
@@ -270,11 +387,65 @@ class Store(Protocol):
     async def finish_create(self, tag: str, job: BulkJob, *, now: datetime) -> TrackedJob:
         """Track the created job, queue its card and audit it, in one transaction (idempotent)."""
 
-    async def fail_create(self, tag: str, *, error: str, now: datetime) -> None:
-        """Record that a create did not happen."""
+    async def fail_create(
+        self,
+        tag: str,
+        *,
+        error: str,
+        now: datetime,
+        audit: AuditEntry | None = None,
+        notice: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record that a create did not happen (with its audit entry and notice); True if this decided it."""
+
+    async def mark_create_ambiguous(
+        self, tag: str, *, error: str, now: datetime, next_check_at: datetime, audit: AuditEntry | None = None
+    ) -> None:
+        """Record that Cloudflare may have made this job: it stays unresolved and is looked up by tag."""
+
+    async def schedule_create_check(
+        self, tag: str, *, now: datetime, next_check_at: datetime, missed: bool
+    ) -> None:
+        """Count one more inconclusive look-up of an unresolved create and say when to look again."""
 
     async def open_create_intents(self) -> list[CreateIntent]:
-        """Return the creates that were started but never resolved (oldest first)."""
+        """Return the creates that were started but never resolved, open or ambiguous (oldest first)."""
+
+    async def get_create_intent(self, tag: str) -> CreateIntent | None:
+        """Return one create intent, or None."""
+
+    # previews and duplicate requests
+    async def save_preview(
+        self,
+        preview_id: str,
+        *,
+        requester: str,
+        channel_id: str,
+        state: PreviewState,
+        expires_at: datetime,
+        now: datetime,
+        draft_json: str | None = None,
+        request_hash: str | None = None,
+        matched: int | None = None,
+        capped: bool = False,
+    ) -> bool:
+        """Insert a preview, or update one that is not used yet (same requester); False if it is used."""
+
+    async def get_preview(self, preview_id: str) -> PreviewRecord | None:
+        """Return a stored preview, or None."""
+
+    async def consume_preview(
+        self, preview_id: str, *, tag: str, account_id: str, request: CreateJobRequest, now: datetime
+    ) -> PreviewRecord | None:
+        """Mark a previewed preview used and record its create intent, in one transaction."""
+
+    async def claim_request(self, key: str, *, now: datetime, keep: timedelta = ...) -> bool:
+        """Remember a Slack request by key; False if it was seen before."""
+
+    async def queue_notice(
+        self, key: str, *, channel_id: str, payload: dict[str, Any], now: datetime
+    ) -> bool:
+        """Queue a message to a channel that belongs to no job, once per key."""
 
     # tracked jobs
     async def track_existing(
@@ -433,8 +604,30 @@ def _intent_from_row(row: aiosqlite.Row) -> CreateIntent:
         state=IntentState(row["state"]),
         job_id=row["job_id"],
         error=row["error"],
+        preview_id=row["preview_id"],
+        checks=row["checks"],
+        misses=row["misses"],
+        next_check_at=None
+        if row["next_check_at"] is None
+        else datetime.fromtimestamp(row["next_check_at"], UTC),
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _preview_from_row(row: aiosqlite.Row) -> PreviewRecord:
+    return PreviewRecord(
+        id=row["id"],
+        requester=row["requester"],
+        channel_id=row["channel_id"],
+        draft_json=row["draft"],
+        request_hash=row["request_hash"],
+        matched=row["matched"],
+        capped=bool(row["capped"]),
+        state=PreviewState(row["state"]),
+        tag=row["tag"],
+        expires_at=datetime.fromtimestamp(row["expires_at"], UTC),
+        created_at=datetime.fromisoformat(row["created_at"]),
     )
 
 
@@ -516,17 +709,18 @@ _SETTLE_CARD_UPDATE = """
 
 _OUTBOX_SELECT = """
     SELECT o.id, o.job_id, o.kind, o.key, o.payload, o.state, o.seq, o.attempts, o.slack_ts,
-           o.last_error, j.channel_id, j.card_ts
-    FROM outbox o JOIN tracked_jobs j ON j.job_id = o.job_id
+           o.last_error, COALESCE(o.channel_id, j.channel_id) AS channel_id, j.card_ts
+    FROM outbox o LEFT JOIN tracked_jobs j ON j.job_id = o.job_id
 """
 
+# A job's replies and edits wait for its card; a notice (no job) only for its due time.
 _OUTBOX_WAITING = """
-    o.state IN ('pending', 'attempting') AND j.card_dead = 0
-    AND (o.kind = 'card_post' OR j.card_ts IS NOT NULL)
+    o.state IN ('pending', 'attempting')
+    AND (o.job_id IS NULL OR (j.card_dead = 0 AND (o.kind = 'card_post' OR j.card_ts IS NOT NULL)))
 """
 
 
-_NEXT_DUE = f"SELECT MIN(o.due_at) FROM outbox o JOIN tracked_jobs j USING (job_id) WHERE {_OUTBOX_WAITING}"  # noqa: S608
+_NEXT_DUE = f"SELECT MIN(o.due_at) FROM outbox o LEFT JOIN tracked_jobs j ON j.job_id = o.job_id WHERE {_OUTBOX_WAITING}"  # noqa: S608, E501
 
 
 def _job_params(job: TrackedJob, *, now: datetime) -> tuple[Any, ...]:
@@ -703,13 +897,44 @@ class SqliteStore:
     ) -> None:
         """Record that a create is about to be sent with this request tag."""
         async with self._tx() as db:
-            if await self._one(db, "SELECT 1 FROM create_intents WHERE tag = ?", (tag,)) is not None:
-                raise StoreError(f"request tag {tag!r} is already in use")
-            await db.execute(
-                "INSERT INTO create_intents (tag, account_id, requester, channel_id, request, state, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?)",
-                (tag, account_id, requester, channel_id, request.model_dump_json(), _iso(now), _iso(now)),
+            await self._insert_intent(
+                db,
+                tag,
+                account_id=account_id,
+                requester=requester,
+                channel_id=channel_id,
+                request=request,
+                now=now,
             )
+
+    async def _insert_intent(
+        self,
+        db: aiosqlite.Connection,
+        tag: str,
+        *,
+        account_id: str,
+        requester: str,
+        channel_id: str,
+        request: CreateJobRequest,
+        now: datetime,
+        preview_id: str | None = None,
+    ) -> None:
+        if await self._one(db, "SELECT 1 FROM create_intents WHERE tag = ?", (tag,)) is not None:
+            raise StoreError(f"request tag {tag!r} is already in use")
+        await db.execute(
+            "INSERT INTO create_intents (tag, account_id, requester, channel_id, request, state, preview_id, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+            (
+                tag,
+                account_id,
+                requester,
+                channel_id,
+                request.model_dump_json(),
+                preview_id,
+                _iso(now),
+                _iso(now),
+            ),
+        )
 
     async def finish_create(self, tag: str, job: BulkJob, *, now: datetime) -> TrackedJob:
         """Track the created job, queue its card and audit it, in one transaction (idempotent)."""
@@ -749,21 +974,209 @@ class SqliteStore:
             )
             return tracked
 
-    async def fail_create(self, tag: str, *, error: str, now: datetime) -> None:
-        """Record that a create did not happen (a done intent stays done)."""
+    async def fail_create(
+        self,
+        tag: str,
+        *,
+        error: str,
+        now: datetime,
+        audit: AuditEntry | None = None,
+        notice: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record that a create did not happen (a done intent stays done); True if this call decided it.
+
+        `audit` and `notice` (a message to the requester's channel, keyed by the tag so it is queued
+        once) commit in the same transaction, only when the intent was still unresolved.
+        """
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "UPDATE create_intents SET state = 'failed', error = ?, next_check_at = NULL, updated_at = ? "
+                "WHERE tag = ? AND state IN ('open', 'ambiguous')",
+                (error, _iso(now), tag),
+            )
+            if cursor.rowcount != 1:
+                return False
+            if audit is not None:
+                await self._insert_audit(db, audit)
+            if notice is not None:
+                row = await self._one(db, "SELECT channel_id FROM create_intents WHERE tag = ?", (tag,))
+                assert row is not None  # noqa: S101 - just updated
+                await self._queue_notice(
+                    db, key=f"create:{tag}", channel_id=row["channel_id"], payload=notice, now=now
+                )
+            return True
+
+    async def mark_create_ambiguous(
+        self, tag: str, *, error: str, now: datetime, next_check_at: datetime, audit: AuditEntry | None = None
+    ) -> None:
+        """Record that Cloudflare may have made this job: it stays unresolved and is looked up by tag."""
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "UPDATE create_intents SET state = 'ambiguous', error = ?, next_check_at = ?, updated_at = ? "
+                "WHERE tag = ? AND state IN ('open', 'ambiguous')",
+                (error, _epoch(next_check_at), _iso(now), tag),
+            )
+            if cursor.rowcount == 1 and audit is not None:
+                await self._insert_audit(db, audit)
+
+    async def schedule_create_check(
+        self, tag: str, *, now: datetime, next_check_at: datetime, missed: bool
+    ) -> None:
+        """Count one more inconclusive look-up of an unresolved create and say when to look again.
+
+        `missed`: Cloudflare answered and the job was not there (as opposed to the look-up failing).
+        """
         async with self._tx() as db:
             await db.execute(
-                "UPDATE create_intents SET state = 'failed', error = ?, updated_at = ? "
-                "WHERE tag = ? AND state = 'open'",
-                (error, _iso(now), tag),
+                "UPDATE create_intents SET checks = checks + 1, misses = misses + ?, next_check_at = ?, "
+                "updated_at = ? WHERE tag = ? AND state IN ('open', 'ambiguous')",
+                (int(missed), _epoch(next_check_at), _iso(now), tag),
             )
 
     async def open_create_intents(self) -> list[CreateIntent]:
-        """Return the creates that were started but never resolved (oldest first)."""
+        """Return the creates that were started but never resolved, open or ambiguous (oldest first)."""
         rows = await self._fetchall(
-            "SELECT * FROM create_intents WHERE state = 'open' ORDER BY created_at, tag"
+            "SELECT * FROM create_intents WHERE state IN ('open', 'ambiguous') ORDER BY created_at, tag"
         )
         return [_intent_from_row(row) for row in rows]
+
+    async def get_create_intent(self, tag: str) -> CreateIntent | None:
+        """Return one create intent, or None."""
+        rows = await self._fetchall("SELECT * FROM create_intents WHERE tag = ?", (tag,))
+        return _intent_from_row(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ previews and duplicate requests
+
+    async def save_preview(
+        self,
+        preview_id: str,
+        *,
+        requester: str,
+        channel_id: str,
+        state: PreviewState,
+        expires_at: datetime,
+        now: datetime,
+        draft_json: str | None = None,
+        request_hash: str | None = None,
+        matched: int | None = None,
+        capped: bool = False,
+    ) -> bool:
+        """Insert a preview, or update one that is not used yet (same requester); False if it is used."""
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "INSERT INTO previews (id, requester, channel_id, draft, request_hash, matched, capped, "
+                "state, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET draft = excluded.draft, "
+                "request_hash = excluded.request_hash, matched = excluded.matched, "
+                "capped = excluded.capped, state = excluded.state, "
+                "expires_at = excluded.expires_at, updated_at = excluded.updated_at "
+                "WHERE previews.state != 'used' AND previews.requester = excluded.requester",
+                (
+                    preview_id,
+                    requester,
+                    channel_id,
+                    draft_json,
+                    request_hash,
+                    matched,
+                    int(capped),
+                    state.value,
+                    _epoch(expires_at),
+                    _iso(now),
+                    _iso(now),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    async def get_preview(self, preview_id: str) -> PreviewRecord | None:
+        """Return a stored preview, or None."""
+        rows = await self._fetchall("SELECT * FROM previews WHERE id = ?", (preview_id,))
+        return _preview_from_row(rows[0]) if rows else None
+
+    async def consume_preview(
+        self,
+        preview_id: str,
+        *,
+        tag: str,
+        account_id: str,
+        request: CreateJobRequest,
+        now: datetime,
+    ) -> PreviewRecord | None:
+        """Mark a previewed, unexpired preview used and record its create intent, in one transaction.
+
+        Returns the preview as it was before (None: it does not exist). When it was not in the
+        `previewed` state or had expired, nothing changes: the caller reads why from what it gets.
+        """
+        async with self._tx() as db:
+            row = await self._one(db, "SELECT * FROM previews WHERE id = ?", (preview_id,))
+            if row is None:
+                return None
+            before = _preview_from_row(row)
+            if before.state is not PreviewState.PREVIEWED or before.expires_at <= now:
+                return before
+            await db.execute(
+                "UPDATE previews SET state = 'used', tag = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'previewed'",
+                (tag, _iso(now), preview_id),
+            )
+            await self._insert_intent(
+                db,
+                tag,
+                account_id=account_id,
+                requester=before.requester,
+                channel_id=before.channel_id,
+                request=request,
+                now=now,
+                preview_id=preview_id,
+            )
+            return before
+
+    async def claim_request(self, key: str, *, now: datetime, keep: timedelta = timedelta(hours=1)) -> bool:
+        """Remember a Slack request (by its trigger id); False if it was seen before (a replay or retry).
+
+        Entries older than `keep` are forgotten: Slack refuses a request whose timestamp is more than
+        five minutes old, so a replay after that fails the signature check instead.
+        """
+        async with self._tx() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO seen_requests (key, at) VALUES (?, ?)", (key, _epoch(now))
+            )
+            first = cursor.rowcount == 1
+            if first and secrets.randbelow(64) == 0:  # prune now and then, not on every request
+                await db.execute("DELETE FROM seen_requests WHERE at < ?", (_epoch(now - keep),))
+            return first
+
+    # ------------------------------------------------------------------ notices
+
+    async def queue_notice(
+        self, key: str, *, channel_id: str, payload: dict[str, Any], now: datetime
+    ) -> bool:
+        """Queue a message to a channel that belongs to no job, once per key; True if newly queued."""
+        async with self._tx() as db:
+            return await self._queue_notice(db, key=key, channel_id=channel_id, payload=payload, now=now)
+
+    @staticmethod
+    async def _queue_notice(
+        db: aiosqlite.Connection, *, key: str, channel_id: str, payload: dict[str, Any], now: datetime
+    ) -> bool:
+        cursor = await db.execute(
+            "INSERT OR IGNORE INTO outbox (job_id, channel_id, kind, key, payload, due_at, created_at, "
+            "updated_at) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                channel_id,
+                OutboxKind.NOTICE.value,
+                key,
+                json.dumps(payload),
+                _epoch(now),
+                _iso(now),
+                _iso(now),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    async def list_notices(self) -> list[OutboxItem]:
+        """Return every notice row, oldest first (for inspection and tests)."""
+        rows = await self._fetchall(f"{_OUTBOX_SELECT} WHERE o.job_id IS NULL ORDER BY o.id")
+        return [_outbox_from_row(row) for row in rows]
 
     # ------------------------------------------------------------------ tracked jobs
 

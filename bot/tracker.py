@@ -29,7 +29,7 @@ from typing import Protocol
 from bot.cloudflare.client import CloudflareClient
 from bot.cloudflare.errors import CloudflareError, NotFoundError, RateLimitedError
 from bot.cloudflare.models import ACTIVE_STATUSES, BulkJob, is_terminal
-from bot.models import AuditAction, AuditEntry, TrackedJob
+from bot.models import TrackedJob
 from bot.store import Store, Transition
 
 __all__ = ["TickReport", "Tracker"]
@@ -105,7 +105,7 @@ class Tracker:
         self._get_limit = asyncio.Semaphore(get_concurrency)
         self._per_page = per_page
         self._failures = 0
-        self._unrecovered: set[str] = set()
+        self._impossible_logged: set[str] = set()
 
     def _wake(self) -> None:
         if self._notifier is not None:
@@ -118,8 +118,6 @@ class Tracker:
         report = TickReport()
         calls_before = self._client.api_calls
         try:
-            if self._unrecovered:
-                await self._recover(set(self._unrecovered))
             await self._poll(report)
         finally:
             report.api_calls = self._client.api_calls - calls_before
@@ -157,8 +155,20 @@ class Tracker:
                     report.gone += 1
         elif missing:
             log.info("%d tracked jobs not listed; not fetching them after a failed list", len(missing))
+        self._note_impossible_counts(snapshots)
         report.transitions = await self._store.apply_snapshots(snapshots, now=self._clock())
         report.finished = sum(1 for t in report.transitions if is_terminal(t.status)) + report.gone
+
+    def _note_impossible_counts(self, snapshots: Sequence[BulkJob]) -> None:
+        """Log, once per job, the counts Cloudflare reported that cannot be true (its card says so too)."""
+        for job in snapshots:
+            if job.impossible_counts and job.job_id not in self._impossible_logged:
+                self._impossible_logged.add(job.job_id)
+                log.warning(
+                    "job %s: Cloudflare reported impossible counts %s; shown as unknown",
+                    job.job_id,
+                    ", ".join(f"{name}={raw}" for name, raw in job.impossible_counts.items()),
+                )
 
     async def _walk(self, status: str, active: dict[str, str], seen: dict[str, BulkJob]) -> None:
         """List one status page by page until a short page, keeping tracked jobs only."""
@@ -221,55 +231,12 @@ class Tracker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
-    # ------------------------------------------------------------------ creates and watches
-
-    async def recover_create_intents(self) -> int:
-        """Resolve creates a crash left open: track the job if Cloudflare has it, else fail the intent.
-
-        Only call this when no create is in flight (at start). Intents that cannot be resolved now
-        (Cloudflare unreachable) are retried at the next cycles. Returns how many were resolved.
-        """
-        intents = await self._store.open_create_intents()
-        return await self._recover({intent.tag for intent in intents})
-
-    async def _recover(self, tags: set[str]) -> int:
-        resolved = 0
-        for intent in await self._store.open_create_intents():
-            if intent.tag not in tags:
-                continue
-            try:
-                job = await self._client.find_job_by_tag(intent.tag)
-            except CloudflareError as error:
-                log.warning("cannot resolve create %s yet: %s", intent.tag, error.user_message())
-                self._unrecovered.add(intent.tag)
-                continue
-            now = self._clock()
-            if job is not None:
-                await self._store.finish_create(intent.tag, job, now=now)
-                log.info("recovered create %s as job %s", intent.tag, job.job_id)
-                self._wake()
-            else:
-                reason = "not created: Sweep stopped before Cloudflare confirmed it"
-                await self._store.fail_create(intent.tag, error=reason, now=now)
-                await self._store.add_audit(
-                    AuditEntry(
-                        at=now,
-                        actor=intent.requester,
-                        action=AuditAction.CREATE.value,
-                        channel_id=intent.channel_id,
-                        outcome=f"error: {reason}",
-                        detail=f"request tag {intent.tag}",
-                    )
-                )
-                log.info("create %s never reached Cloudflare; marked failed", intent.tag)
-            self._unrecovered.discard(intent.tag)
-            resolved += 1
-        self._unrecovered &= tags
-        return resolved
+    # ------------------------------------------------------------------ watches
 
     async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
         """Start tracking a job created elsewhere (one GET); True if it was not tracked yet."""
         job = await self._client.get_job(job_id)
+        self._note_impossible_counts([job])
         tracked, is_new = await self._store.track_existing(
             job,
             account_id=self._client.account_id,

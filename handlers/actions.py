@@ -72,13 +72,19 @@ def register(app: AsyncApp, services: Services) -> None:
                 services, respond, job_id=value.job_id, user_id=user_id, channel_id=channel_id
             )
 
-        services.after_ack(act, label="cancel button", on_error=report_by_reply(respond))
+        services.after_ack(
+            act,
+            label="cancel button",
+            on_error=report_by_reply(respond),
+            on_wait=services.wait_by_reply(respond, replace="never"),  # the card must stay
+        )
 
     async def handle_confirm_create_button(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        raw_value, user_id = action.get("value", ""), body["user"]["id"]
+        # The channel is the one Slack says the click came from, never one a payload names.
+        raw_value, user_id, channel_id = action.get("value", ""), body["user"]["id"], _channel_of(body)
 
         async def act() -> None:
             try:
@@ -86,14 +92,27 @@ def register(app: AsyncApp, services: Services) -> None:
             except PayloadError:
                 await reply_ephemeral(respond, GARBLED, replace_original=True)
                 return
-            await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
-            _, message = await flows.create_job(
-                services, draft=value.draft, user_id=user_id, channel_id=value.channel_id
+
+            async def creating() -> None:
+                await reply_ephemeral(respond, build_notice("Creating the job…"), replace_original=True)
+
+            message = await flows.confirm_preview(
+                services,
+                preview_id=value.preview_id,
+                user_id=user_id,
+                click_channel_id=channel_id,
+                on_recorded=creating,
             )
             await reply_ephemeral(respond, message, replace_original=True)
 
         # A create starts at once, never deferred: a crash must not strand an acknowledged create.
-        services.after_ack(act, label="create (button)", on_error=report_by_reply(respond), urgent=True)
+        services.after_ack(
+            act,
+            label="create (button)",
+            on_error=report_by_reply(respond),
+            urgent=True,
+            on_wait=services.wait_by_reply(respond, replace="always"),
+        )
 
     async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()
@@ -107,7 +126,7 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        raw_value, channel_id = action.get("value", ""), _channel_of(body)
+        raw_value, channel_id, user_id = action.get("value", ""), _channel_of(body), body["user"]["id"]
 
         async def act() -> None:
             try:
@@ -118,7 +137,12 @@ def register(app: AsyncApp, services: Services) -> None:
             if not services.may_view(channel_id).allowed:
                 return
             page = await services.jobs.list_jobs(
-                status=value.status, action_type=value.action_type, page=value.page, per_page=LIST_PAGE_SIZE
+                actor=user_id,
+                channel_id=channel_id,
+                status=value.status,
+                action_type=value.action_type,
+                page=value.page,
+                per_page=LIST_PAGE_SIZE,
             )
             message = build_job_list(
                 page.items,
@@ -130,13 +154,20 @@ def register(app: AsyncApp, services: Services) -> None:
             )
             await reply_ephemeral(respond, message, replace_original=True)
 
-        services.after_ack(act, label="list page", on_error=report_by_reply(respond))
+        services.after_ack(
+            act,
+            label="list page",
+            on_error=report_by_reply(respond),
+            on_wait=services.wait_by_reply(respond, replace="always"),
+        )
 
     async def handle_action_select(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        view = body["view"]
+        view = body.get("view")
+        if not isinstance(view, dict):
+            return  # a modal's select, clicked anywhere else: nothing Sweep drew
         selected = (action.get("selected_option") or {}).get("value", "MOVE")
         metadata = view.get("private_metadata", "")
         try:
@@ -147,12 +178,14 @@ def register(app: AsyncApp, services: Services) -> None:
 
     async def handle_edit_draft_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        view = body["view"]
+        view = body.get("view")
+        if not isinstance(view, dict):
+            return  # a modal's button, clicked anywhere else: nothing Sweep drew
         try:
             metadata = decode(ModalMetadata, view.get("private_metadata", ""))
         except PayloadError:
             return
-        back = encode(ModalMetadata(channel_id=metadata.channel_id, draft=metadata.draft, stage="form"))
+        back = encode(ModalMetadata(preview_id=metadata.preview_id, draft=metadata.draft, stage="form"))
         redraw_form(services, client, view, label="edit draft", metadata=back, draft=metadata.draft)
 
     app.action(ActionId.CANCEL_JOB.value)(handle_cancel_button)

@@ -27,6 +27,7 @@ from bot.grammar import (
     parse_command,
 )
 from bot.payloads import ConfirmCreateValue, ModalMetadata, encode
+from bot.policy import Operation
 from handlers import flows
 from handlers._common import Services, refuse, reply_ephemeral, report_by_reply
 
@@ -70,6 +71,7 @@ def register(app: AsyncApp, services: Services) -> None:
             label=f"/sweep {type(parsed).__name__}",
             on_error=report_by_reply(respond),
             urgent=isinstance(parsed, NewCommand),
+            on_wait=services.wait_by_reply(respond, replace="after_first"),
         )
 
     async def _dispatch(
@@ -82,11 +84,12 @@ def register(app: AsyncApp, services: Services) -> None:
         client: AsyncWebClient,
     ) -> None:
         if isinstance(parsed, NewCommand):
-            decision = await services.may_operate(user_id, channel_id)
+            decision = await services.may_operate(user_id, channel_id, Operation.OPEN_FORM)
             if not decision.allowed:
                 await refuse(respond, services, user_id, "open create form", channel_id, decision.reason)
                 return
-            metadata = encode(ModalMetadata(channel_id=channel_id, draft=None, stage="form"))
+            form_id = await services.jobs.open_form(requester=user_id, channel_id=channel_id)
+            metadata = encode(ModalMetadata(preview_id=form_id, draft=None, stage="form"))
             await client.views_open(
                 trigger_id=command["trigger_id"],
                 view=build_create_modal(metadata=metadata, now=services.clock()),
@@ -96,11 +99,11 @@ def register(app: AsyncApp, services: Services) -> None:
             if not decision.allowed:
                 await refuse(respond, services, user_id, "create", channel_id, decision.reason)
                 return
-            preview = await services.jobs.preview(parsed.draft)
-            confirm_value = encode(ConfirmCreateValue(draft=parsed.draft, channel_id=channel_id))
+            preview = await services.jobs.preview(parsed.draft, requester=user_id, channel_id=channel_id)
+            confirm_value = encode(ConfirmCreateValue(preview_id=preview.id))
             message = build_inline_preview(
                 draft=parsed.draft,
-                preview=preview,
+                preview=preview.result,
                 limit=services.jobs.preview_limit,
                 confirm_value=confirm_value,
                 now=services.clock(),
@@ -108,7 +111,12 @@ def register(app: AsyncApp, services: Services) -> None:
             await reply_ephemeral(respond, message)
         elif isinstance(parsed, ListCommand):
             page = await services.jobs.list_jobs(
-                status=parsed.status, action_type=parsed.action_type, page=1, per_page=LIST_PAGE_SIZE
+                actor=user_id,
+                channel_id=channel_id,
+                status=parsed.status,
+                action_type=parsed.action_type,
+                page=1,
+                per_page=LIST_PAGE_SIZE,
             )
             message = build_job_list(
                 page.items,
@@ -121,7 +129,7 @@ def register(app: AsyncApp, services: Services) -> None:
             await reply_ephemeral(respond, message)
         elif isinstance(parsed, StatusCommand):
             try:
-                job, tracked = await services.jobs.status(parsed.job_id)
+                job, tracked = await services.jobs.status(parsed.job_id, actor=user_id, channel_id=channel_id)
             except NotFoundError:
                 await reply_ephemeral(
                     respond, build_notice(f"No job `{parsed.job_id}` exists in this account.")
@@ -133,7 +141,7 @@ def register(app: AsyncApp, services: Services) -> None:
                 services, respond, job_id=parsed.job_id, user_id=user_id, channel_id=channel_id
             )
         elif isinstance(parsed, WatchCommand):
-            decision = await services.may_operate(user_id, channel_id)
+            decision = await services.may_operate(user_id, channel_id, Operation.WATCH)
             if not decision.allowed:
                 await refuse(
                     respond, services, user_id, f"watch {parsed.job_id}", channel_id, decision.reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import email.utils
 import logging
 import random
@@ -44,8 +45,10 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "CloudflareClient",
     "Credentials",
+    "RateLimitHook",
     "RetryPolicy",
     "make_request_tag",
+    "rate_limit_hook",
     "tag_marker",
 ]
 
@@ -55,6 +58,13 @@ MAX_COMMENT_LENGTH = 2000
 USER_AGENT = "sweep/0.1 (+https://github.com/; httpx)"
 
 logger = logging.getLogger("sweep.cloudflare")
+
+RateLimitHook = Callable[[float], Awaitable[None]]
+#: Awaited with the seconds the client is about to wait because Cloudflare answered 429, so whoever
+#: is waiting on the call can be told at once. Set per task by the caller (the client sets nothing).
+rate_limit_hook: contextvars.ContextVar[RateLimitHook | None] = contextvars.ContextVar(
+    "cloudflare_rate_limit_hook", default=None
+)
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -292,10 +302,13 @@ class CloudflareClient:
     # ---------------------------------------------------------------- bulk jobs
 
     async def create_job(self, request: CreateJobRequest, *, request_tag: str | None = None) -> BulkJob:
-        """Create a bulk job exactly once, stamping a request tag into its comment.
+        """Create a bulk job at most once, stamping a request tag into its comment.
 
-        After an ambiguous failure (timeout, transport error, 5xx) the recent jobs are searched
-        for the tag before trying again, so a retry never makes a second job.
+        Retried only when Cloudflare cannot have acted: a 429 (honouring Retry-After) or a request
+        that never left (connection refused). Any other failure after sending (timeout, 5xx, an
+        unreadable 2xx) is ambiguous: the recent jobs are searched once for the tag, and if that is
+        inconclusive `CreateOutcomeUnknownError` is raised, never a second POST (the API has no
+        idempotency key). A 4xx is a definite failure.
         """
         tag = request_tag if request_tag is not None else make_request_tag()
         if not _TAG_RE.match(tag):
@@ -314,31 +327,37 @@ class CloudflareClient:
                 return self._model(BulkJob, envelope.result, "job")
             except errors.RateLimitedError as exc:
                 # A 429 is unambiguous: the job was not created, so wait and send it again.
-                await self._sleep(self._rate_limit_delay(exc, attempt))
-            except (errors.ServerError, errors.TransportError) as exc:
+                await self._wait_rate_limit(exc, attempt)
+            except (errors.ServerError, errors.TransportError, errors.ResponseFormatError) as exc:
                 if self._nothing_sent(exc):
                     if attempt >= self._retry.max_attempts:
                         exc.attempts = attempt
                         raise
                     await self._sleep(self._retry.backoff(attempt))
                     continue
-                # Ambiguous: the job may exist. Give the server a moment, then look for the tag.
-                if attempt < self._retry.max_attempts:
-                    await self._sleep(self._retry.backoff(attempt))
-                logger.warning("create %s failed ambiguously (%s); looking for its tag", path, exc.message)
-                found = await self.find_job_by_tag(tag)
-                if found is not None:
-                    logger.info("create tag %s found as job %s after an ambiguous failure", tag, found.job_id)
-                    return found
-                if attempt >= self._retry.max_attempts:
-                    exc.attempts = attempt
-                    raise
-            except errors.ResponseFormatError:
-                # A 2xx we cannot read: the job probably exists; return it if we can find it.
-                found = await self.find_job_by_tag(tag)
-                if found is not None:
-                    return found
-                raise
+                return await self._resolve_ambiguous_create(tag, exc, path)
+
+    async def _resolve_ambiguous_create(self, tag: str, exc: errors.CloudflareError, path: str) -> BulkJob:
+        """Look for the tag once after an ambiguous create; raise CreateOutcomeUnknownError if not found."""
+        logger.warning("create %s failed ambiguously (%s); looking for its tag", path, exc.message)
+        # Give the server a moment to finish what it may have started.
+        await self._sleep(self._retry.backoff(1))
+        try:
+            found = await self.find_job_by_tag(tag)
+        except errors.CloudflareError as lookup_error:
+            raise errors.CreateOutcomeUnknownError(
+                f"{exc.user_message()}; looking the job up failed too ({lookup_error.user_message()})",
+                request_tag=tag,
+                status=exc.status,
+            ) from exc
+        if found is not None:
+            logger.info("create tag %s found as job %s after an ambiguous failure", tag, found.job_id)
+            return found
+        raise errors.CreateOutcomeUnknownError(
+            f"{exc.user_message()}; the job is not in Cloudflare's list yet",
+            request_tag=tag,
+            status=exc.status,
+        ) from exc
 
     async def list_jobs(
         self,
@@ -704,6 +723,17 @@ class CloudflareClient:
         logger.info("rate limited; retrying in %.1f s (attempt %d)", delay, attempt)
         return delay
 
+    async def _wait_rate_limit(self, exc: errors.RateLimitedError, attempt: int) -> None:
+        """Wait out a 429 (or raise it), telling `rate_limit_hook` first how long the wait is."""
+        delay = self._rate_limit_delay(exc, attempt)
+        hook = rate_limit_hook.get()
+        if hook is not None:
+            try:
+                await hook(delay)
+            except Exception:  # noqa: BLE001 - telling someone must never break the call itself
+                logger.warning("the rate-limit hook failed", exc_info=True)
+        await self._sleep(delay)
+
     async def _call(
         self,
         method: str,
@@ -725,7 +755,7 @@ class CloudflareClient:
                 response = await self._send(method, url, params=params, json=json, attempt=attempt)
                 return self._unwrap(response, what, job_list=job_list)
             except errors.RateLimitedError as exc:
-                await self._sleep(self._rate_limit_delay(exc, attempt))
+                await self._wait_rate_limit(exc, attempt)
             except (errors.ServerError, errors.TransportError) as exc:
                 if not self._nothing_sent(exc):
                     state.ambiguous_failures += 1

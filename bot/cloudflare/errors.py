@@ -114,5 +114,20 @@ class ResponseFormatError(CloudflareError):
     """The answer was not the JSON Cloudflare documents."""
 
 
+class CreateOutcomeUnknownError(CloudflareError):
+    """A create may or may not have made a job: the answer was lost and the look-up by tag was inconclusive.
+
+    Never retried blindly (a second POST could make a second job); resolve it by `request_tag`.
+    """
+
+    def __init__(self, message: str, *, request_tag: str, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.request_tag = request_tag
+
+    def user_message(self) -> str:
+        """Return what failed and why the outcome is unknown (naming Cloudflare's error)."""
+        return self.message
+
+
 class InvalidRequestError(CloudflareError):
     """The request was rejected locally before sending (e.g. MOVE without destination)."""

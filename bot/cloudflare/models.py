@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 
 class ActionType(StrEnum):
@@ -125,6 +132,43 @@ IsoTimestamp = Annotated[
 ]
 
 
+#: A message count Cloudflare reported that cannot be true (negative, beyond 2**53, not a whole number).
+#: Sweep keeps it as this value, which no real count can have, and shows it as unknown. A sentinel
+#: rather than None: the store's count columns are NOT NULL, and one impossible number must not stop a
+#: poll cycle (2**63 does not fit SQLite's INTEGER) or fail the parse of a whole page of jobs.
+UNKNOWN_COUNT = -1
+#: Counts are exact below 2**53 (JSON numbers are doubles in most clients); no mailbox holds more.
+COUNT_LIMIT = 2**53
+
+
+def sane_count(value: Any) -> int:
+    """Return a whole count in [0, 2**53) as an int; anything else (and None) becomes `UNKNOWN_COUNT`."""
+    if isinstance(value, bool):
+        return UNKNOWN_COUNT
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else UNKNOWN_COUNT
+    elif isinstance(value, str):
+        stripped = value.strip()
+        value = (
+            int(stripped)
+            if stripped.isascii() and stripped.isdigit() and len(stripped) <= 16
+            else UNKNOWN_COUNT
+        )
+    if not isinstance(value, int) or not 0 <= value < COUNT_LIMIT:
+        return UNKNOWN_COUNT
+    return value
+
+
+def is_known_count(value: int | None) -> bool:
+    """Return True for a real count (None, a count the API revision does not report, is not one)."""
+    return value is not None and value != UNKNOWN_COUNT
+
+
+def _raw_count(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 class _Response(BaseModel):
     """Base of every parsed response: unknown fields are ignored."""
 
@@ -216,6 +260,32 @@ class BulkJob(_Response):
     started_at: UtcDateTime | None = None
     completed_at: UtcDateTime | None = None
     status_message: str | None = None
+    #: The counts Cloudflare reported that cannot be true, as sent (repr, shortened), by field name; each
+    #: of them is `UNKNOWN_COUNT` above. Never read from Cloudflare's answer: always set by the parse.
+    impossible_counts: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replace_impossible_counts(cls, data: Any) -> Any:
+        # One pass per job, copying the dict only when something needs replacing: this runs for every
+        # job of every 1,000-job page the tracker lists.
+        if not isinstance(data, dict):
+            return data
+        impossible: dict[str, str] = {}
+        for name in COUNT_FIELDS:
+            value = data.get(name)
+            if value is None or (type(value) is int and 0 <= value < COUNT_LIMIT):
+                continue
+            count = sane_count(value)
+            if count == UNKNOWN_COUNT:
+                impossible[name] = _raw_count(value)
+        if not impossible and "impossible_counts" not in data:
+            return data
+        cleaned = {k: v for k, v in data.items() if k != "impossible_counts"}
+        for name in impossible:
+            cleaned[name] = UNKNOWN_COUNT
+        cleaned["impossible_counts"] = impossible
+        return cleaned
 
     @property
     def destination(self) -> str | None:
@@ -229,8 +299,21 @@ class BulkJob(_Response):
 
     @property
     def processed(self) -> int:
-        """Return how many discovered messages are no longer pending."""
+        """Return how many discovered messages are no longer pending (`UNKNOWN_COUNT` when unknown)."""
+        if not (is_known_count(self.total_messages_discovered) and is_known_count(self.messages_pending)):
+            return UNKNOWN_COUNT
         return max(self.total_messages_discovered - self.messages_pending, 0)
+
+
+#: The counters of a bulk job, in the order the card shows them.
+COUNT_FIELDS: tuple[str, ...] = (
+    "total_messages_discovered",
+    "messages_successful",
+    "messages_failed",
+    "messages_pending",
+    "messages_skipped",
+    "messages_cancelled",
+)
 
 
 class CreateJobRequest(BaseModel):

@@ -152,6 +152,8 @@ class SlackDriver:
         self._owns_client = client is None
         #: The trigger_id and response_url of the last request sent (to check what the bot did with them).
         self.last_trigger_id: str | None = None
+        #: The last interaction payload sent (for replaying it byte for byte in tests).
+        self.last_payload: JsonDict | None = None
         self.last_response_url: str | None = None
 
     async def __aenter__(self) -> SlackDriver:
@@ -185,6 +187,7 @@ class SlackDriver:
 
     async def send_payload(self, payload: JsonDict) -> DriverResponse:
         """POST an interaction payload (`payload=<json>`), signed."""
+        self.last_payload = payload
         return await self.post_signed(urlencode({"payload": json.dumps(payload)}).encode())
 
     # ------------------------------------------------------------------ shapes

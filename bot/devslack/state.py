@@ -1028,5 +1028,11 @@ class FakeSlack:
                 "response",
                 response.channel_id,
                 response.user_id,
-                {"text": response.text, "blocks": response.blocks, "via": response.via},
+                {
+                    "text": response.text,
+                    "blocks": response.blocks,
+                    "via": response.via,
+                    "token": response.token,
+                    "replace_original": response.replace_original,
+                },
             )

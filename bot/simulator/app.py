@@ -8,7 +8,10 @@ required: `Authorization: Bearer <token>`, or `X-Auth-Email` + `X-Auth-Key` with
   answer 202 + `Location`).
 - List `result_info` is `{count, per_page, page: 0, total_count: 0}`: the deprecated fields are always
   0 like the real API, so a client walks pages until a short one; a page past the end is empty.
-- A MOVE without `destination` and a RELEASE with one are both 400 (codes in `validation.py`).
+- Every request is checked against Cloudflare's OpenAPI document first (`contract.py`: types, enums,
+  formats, ranges, nullability), then against the rules it cannot state (`validation.py`): a MOVE
+  without `destination` and a RELEASE with one are both 400. Every refusal is a v4 envelope naming
+  the field; an unexpected exception is logged and answered 500 in the envelope (never expected).
 - Cancelling a terminal job, or deleting an active one, is 409 with code 1409.
 
 Control routes (no auth, never counted in stats): see `_control_routes` and the README of the package.
@@ -21,30 +24,31 @@ import base64
 import binascii
 import dataclasses
 import hmac
-import itertools
 import json
+import logging
+import math
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from bot.cloudflare.models import JobStatus
+from bot.simulator.contract import RequestArgs, operation_for
 from bot.simulator.faults import Decision, FaultConfig, FaultInjector, parse_fault_spec
 from bot.simulator.mailbox import WINDOW
-from bot.simulator.state import DEFAULT_ACCOUNT_ID, SimulatorState
+from bot.simulator.state import DEFAULT_ACCOUNT_ID, Job, SimulatorState
 from bot.simulator.validation import (
     ACTIONS,
     JOB_STATUSES,
     SimError,
-    enum_param,
+    page_of,
     parse_create,
     parse_job_id,
-    parse_page,
     parse_search_query,
 )
 
@@ -52,6 +56,7 @@ API_PREFIX = "/client/v4"
 BASE = API_PREFIX + "/accounts/{account_id}/email-security/investigate"
 TICKET = "search_ticket"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Simulator:
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 ACCEPT_SEARCH = web.RequestKey("accept_search", bool)
+ARGS = web.RequestKey("args", RequestArgs)
 
 
 # ---------------------------------------------------------------------------- envelope
@@ -98,7 +104,7 @@ def envelope(result: Any, *, status: int = 200, result_info: dict[str, Any] | No
 
 def error_response(error: SimError, headers: Mapping[str, str] | None = None) -> web.Response:
     """Answer with the v4 failure envelope."""
-    body = {"success": False, "errors": [error.entry()], "messages": [], "result": None}
+    body = {"success": False, "errors": error.entries(), "messages": [], "result": None}
     return web.json_response(body, status=error.status, headers=headers)
 
 
@@ -110,10 +116,14 @@ def page_info(count: int, per_page: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- middleware
 
 
-def _route_name(request: web.Request) -> str:
+def _template(request: web.Request) -> str:
     resource = request.match_info.route.resource
     template = resource.canonical if resource is not None else "<unmatched>"
-    return f"{request.method} {template.removeprefix(API_PREFIX).rstrip('/')}"
+    return template.removeprefix(API_PREFIX).rstrip("/")
+
+
+def _route_name(request: web.Request) -> str:
+    return f"{request.method} {_template(request)}"
 
 
 def _check_auth(request: web.Request, token: str) -> None:
@@ -130,6 +140,24 @@ def _check_auth(request: web.Request, token: str) -> None:
             raise SimError(403, 9109, "Invalid API key")
         return
     raise SimError(401, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+
+
+@web.middleware
+async def last_resort_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer any unexpected exception with a logged 500 in the v4 envelope (a bug: never expected)."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    """Log the exception being handled (with a reference) and answer 500 in the envelope."""
+    reference = uuid.uuid4().hex[:12]
+    log.exception("simulator bug (reference %s) answering %s %s", reference, request.method, request.path)
+    return error_response(SimError(500, 10002, f"Internal server error (reference {reference})"))
 
 
 @web.middleware
@@ -160,13 +188,23 @@ async def _answer(
     try:
         if request.match_info.route.resource is not None:
             _check_auth(request, sim.config.token)
+            operation = operation_for(request.method, _template(request))
+            if operation is not None:
+                body = await _json_body(request) if operation.takes_body else None
+                request[ARGS] = operation.validate(request.match_info, request.query, body)
         response = await handler(request)
     except SimError as error:
         response = error_response(error)
+    except web.HTTPRequestEntityTooLarge:
+        response = error_response(SimError(413, 1001, "request body is too large"))
     except web.HTTPMethodNotAllowed:
         response = error_response(SimError(405, 7001, f"Method {request.method} not allowed for this route"))
     except web.HTTPNotFound:
         response = error_response(SimError(404, 7003, "No route for the URI"))
+    except web.HTTPException:
+        raise
+    except Exception:  # a bug: answered (and counted in the stats) like any other answer
+        response = _internal_error(request)
     if rule is not None:
         return _fault_response(rule.status or 503, rule.retry_after)
     return response
@@ -182,11 +220,19 @@ def _fault_response(status: int, retry_after: int) -> web.Response:
 # ---------------------------------------------------------------------------- API handlers
 
 
+def _args(request: web.Request) -> RequestArgs:
+    """Return the request's arguments as its contract typed them (set by the middleware)."""
+    return request[ARGS]
+
+
 def _account(request: web.Request) -> str:
-    account_id = request.match_info["account_id"]
-    if len(account_id) > 32:
-        raise SimError(400, 1002, "account_id must be at most 32 characters", pointer="account_id")
+    account_id: str = _args(request).path["account_id"]
     return account_id
+
+
+def _job(request: web.Request) -> Job:
+    sim = request.app[SIMULATOR]
+    return sim.state.get(_account(request), parse_job_id(_args(request).path["job_id"]))
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -195,7 +241,7 @@ async def _json_body(request: web.Request) -> Any:
         raise SimError(400, 1001, "request body must be a JSON object")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise SimError(400, 1001, "request body is not valid JSON") from None
 
 
@@ -203,7 +249,7 @@ async def create_job(request: web.Request) -> web.Response:
     """POST /bulk: create a job (201)."""
     sim = request.app[SIMULATOR]
     account_id = _account(request)
-    parsed = parse_create(await _json_body(request))
+    parsed = parse_create(_args(request).body)
     job = sim.state.add_job(
         account_id,
         action=parsed.action,
@@ -221,11 +267,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     """GET /bulk: one page of jobs, newest first."""
     sim = request.app[SIMULATOR]
     account_id = _account(request)
-    page, per_page = parse_page(request.query)
-    status = enum_param(request.query, "status", JOB_STATUSES)
-    action_type = enum_param(request.query, "action_type", ACTIONS)
+    query = _args(request).query
+    per_page = query["per_page"]
     rows = sim.state.list_jobs(
-        account_id, page=page, per_page=per_page, status=status, action_type=action_type
+        account_id,
+        page=query["page"],
+        per_page=per_page,
+        status=query.get("status"),
+        action_type=query.get("action_type"),
     )
     result = [sim.state.job_json(job, view) for job, view in rows]
     return envelope(result, result_info=page_info(len(result), per_page))
@@ -234,14 +283,13 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     """GET /bulk/{job_id}."""
     sim = request.app[SIMULATOR]
-    job = sim.state.get(_account(request), parse_job_id(request.match_info["job_id"]))
-    return envelope(sim.state.job_json(job))
+    return envelope(sim.state.job_json(_job(request)))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
     """POST /bulk/{job_id}/cancel."""
     sim = request.app[SIMULATOR]
-    job = sim.state.get(_account(request), parse_job_id(request.match_info["job_id"]))
+    job = _job(request)
     view = sim.state.cancel(job)
     return envelope(sim.state.job_json(job, view))
 
@@ -249,7 +297,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     """DELETE /bulk/{job_id}: only terminal jobs."""
     sim = request.app[SIMULATOR]
-    job = sim.state.get(_account(request), parse_job_id(request.match_info["job_id"]))
+    job = _job(request)
     sim.state.delete(job)
     return envelope({"id": job.job_id})
 
@@ -257,11 +305,10 @@ async def delete_job(request: web.Request) -> web.Response:
 async def list_job_messages(request: web.Request) -> web.Response:
     """GET /bulk/{job_id}/messages: one record per discovered message."""
     sim = request.app[SIMULATOR]
-    job = sim.state.get(_account(request), parse_job_id(request.match_info["job_id"]))
-    page, per_page = parse_page(request.query)
-    status = enum_param(request.query, "status", JOB_STATUSES)
-    start = (page - 1) * per_page
-    result = list(itertools.islice(sim.state.message_records(job, status), start, start + per_page))
+    job = _job(request)
+    query = _args(request).query
+    per_page = query["per_page"]
+    result = page_of(sim.state.message_records(job, query.get("status")), query["page"], per_page)
     return envelope(result, result_info=page_info(len(result), per_page))
 
 
@@ -269,14 +316,39 @@ def _encode_cursor(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Cursor:
+    """Where a search page starts: the resolved time range, the offset and the search's fingerprint."""
+
+    start: float
+    end: float
+    offset: int
+    fingerprint: int
+
+
+def _decode_cursor(cursor: str) -> Cursor:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(data, dict) or not {"s", "e", "o", "f"} <= data.keys():
-            raise ValueError(cursor)
-        return data
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise SimError(400, 1006, "cursor is not valid", pointer="cursor") from None
+    except (ValueError, binascii.Error, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        start, end, offset, fingerprint = (data.get(key) for key in ("s", "e", "o", "f"))
+        if _is_number(start) and _is_number(end) and _is_count(offset) and _is_count(fingerprint):
+            return Cursor(float(start), float(end), int(offset), int(fingerprint))
+    raise SimError(400, 1006, "cursor is not valid", pointer="cursor")
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _fingerprint(query: Mapping[str, str]) -> int:
@@ -289,8 +361,9 @@ async def search(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     account_id = _account(request)
     query = request.query
-    page, per_page = parse_page(query)
-    criteria = parse_search_query(query)
+    args = _args(request).query
+    page, per_page = args["page"] or 1, args["per_page"]  # `page` may be null here (deprecated)
+    criteria = parse_search_query(args)
     ticket = query.get(TICKET)
     if ticket and ticket not in sim.tickets:
         raise SimError(404, 1404, "unknown or expired search")
@@ -304,17 +377,18 @@ async def search(request: web.Request) -> web.Response:
         return response
     now = sim.state.clock()
     fingerprint = _fingerprint(query)
-    if query.get("cursor"):
-        cursor = _decode_cursor(query["cursor"])
-        if cursor["f"] != fingerprint:
+    if args.get("cursor"):
+        cursor = _decode_cursor(args["cursor"])
+        if cursor.fingerprint != fingerprint:
             raise SimError(400, 1006, "cursor does not belong to this search", pointer="cursor")
-        start, end, offset = float(cursor["s"]), float(cursor["e"]), int(cursor["o"])
+        start, end, offset = cursor.start, cursor.end, cursor.offset
     else:
         end = criteria.end if criteria.end is not None else now
         start = criteria.start if criteria.start is not None else now - WINDOW
         offset = (page - 1) * per_page
     mailbox = sim.state.mailbox(account_id)
     found = mailbox.search(dataclasses.replace(criteria, start=start, end=end))
+    offset = min(offset, len(found.found))  # a page past the end, however far, is the empty page at the end
     messages = mailbox.messages
     chunk = found.found[offset : offset + per_page]
     result = [messages[i].details for i in chunk]
@@ -401,6 +475,40 @@ async def force_status(request: web.Request) -> web.Response:
     except SimError as error:
         return _control_error(error)
     return web.json_response(sim.state.job_json(job, view))
+
+
+#: The counters `POST /__sim/jobs/{job_id}/counts` may override.
+COUNT_FIELDS = frozenset(
+    {
+        "total_messages_discovered",
+        "messages_pending",
+        "messages_successful",
+        "messages_failed",
+        "messages_skipped",
+        "messages_cancelled",
+    }
+)
+
+
+async def set_counts(request: web.Request) -> web.Response:
+    """POST /__sim/jobs/{job_id}/counts `{counter: any JSON value…}`: report these counters from now on.
+
+    For fault injection: the values are sent as given (2**63, -5, 1.5, "many"); `{}` reports the real
+    counters again.
+    """
+    sim = request.app[SIMULATOR]
+    body = await _control_body(request)
+    unknown = sorted(set(body) - COUNT_FIELDS)
+    if unknown:
+        return web.json_response(
+            {"error": f"not a counter: {unknown}; use {sorted(COUNT_FIELDS)}"}, status=400
+        )
+    try:
+        job = sim.state.find(request.match_info["job_id"])
+    except SimError as error:
+        return _control_error(error)
+    job.reported_counts = dict(body) or None
+    return web.json_response(sim.state.job_json(job))
 
 
 async def get_job_control(request: web.Request) -> web.Response:
@@ -491,6 +599,7 @@ def _control_routes() -> list[web.RouteDef]:
         web.delete("/__sim/faults", clear_faults),
         web.get("/__sim/jobs/{job_id}", get_job_control),
         web.post("/__sim/jobs/{job_id}/status", force_status),
+        web.post("/__sim/jobs/{job_id}/counts", set_counts),
         web.post("/__sim/seed-jobs", seed_jobs),
         web.post("/__sim/hold", hold_jobs),
         web.post("/__sim/release", release_jobs),
@@ -501,7 +610,7 @@ def _control_routes() -> list[web.RouteDef]:
 
 def create_app(config: SimulatorConfig) -> web.Application:
     """Build the simulator application (no side effects until it is run)."""
-    app = web.Application(middlewares=[api_middleware])
+    app = web.Application(middlewares=[last_resort_middleware, api_middleware])
     app[SIMULATOR] = Simulator(config)
     app.add_routes(
         [
@@ -573,6 +682,15 @@ class RunningSimulator:
         return self.state.job_json(
             job, self.state.force_status(job, status, status_message=status_message, hold=hold)
         )
+
+    async def set_counts(self, job_id: str, counts: Mapping[str, Any]) -> dict[str, Any]:
+        """Report these counters for a job from now on (as POST /__sim/jobs/{job_id}/counts)."""
+        unknown = sorted(set(counts) - COUNT_FIELDS)
+        if unknown:
+            raise ValueError(f"not a counter: {unknown}")
+        job = self.state.find(job_id)
+        job.reported_counts = dict(counts) or None
+        return self.state.job_json(job)
 
     async def hold(self, job_ids: Iterable[str] | None = None) -> int:
         """Freeze active jobs (all by default) where they are."""

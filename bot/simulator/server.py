@@ -13,10 +13,14 @@ from bot.simulator.app import SimulatorConfig, running_simulator
 DEV_TOKEN = "sweep-dev-token"  # noqa: S105 - the local simulator's well-known development token
 
 
-async def serve(config: SimulatorConfig, host: str, port: int, *, token_shown: bool = True) -> None:
-    """Run the simulator on host:port until cancelled, after printing how to reach it."""
+async def serve(config: SimulatorConfig, host: str, port: int, *, token_source: str | None = None) -> None:
+    """Run the simulator on host:port until cancelled, after printing how to reach it.
+
+    With a `token_source` (`--token`, `CLOUDFLARE_API_TOKEN`) the banner names where the token came
+    from and never prints it; without one the token is the well-known development token and is shown.
+    """
     async with running_simulator(config, host=host, port=port) as sim:
-        token = config.token if token_shown else "(from CLOUDFLARE_API_TOKEN)"
+        token = config.token if token_source is None else f"(from {token_source})"
         print(
             "Cloudflare Email Security simulator\n"
             f"  base URL:   {sim.base_url}\n"
@@ -53,12 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.job_seconds < 0 or args.mailbox_size < 0:
         print("sweep-bot simulator: --job-seconds and --mailbox-size must not be negative", file=sys.stderr)
         return 2
-    env_token = os.environ.get("CLOUDFLARE_API_TOKEN")
-    token = args.token or env_token or DEV_TOKEN
+    token, source = token_and_source(args.token, os.environ.get("CLOUDFLARE_API_TOKEN"))
     config = SimulatorConfig(
         token=token, job_seconds=args.job_seconds, seed=args.seed, mailbox_size=args.mailbox_size
     )
-    # A real token from the environment or the command line is never echoed; the dev token is.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, args.host, args.port, token_shown=token == DEV_TOKEN))
+        asyncio.run(serve(config, args.host, args.port, token_source=source))
     return 0
+
+
+def token_and_source(option: str | None, environment: str | None) -> tuple[str, str | None]:
+    """Return the token to accept and where it came from (None: the development token, shown as is).
+
+    `--token` wins over `CLOUDFLARE_API_TOKEN`; a real token is never echoed, the dev token is.
+    """
+    if option:
+        return option, None if option == DEV_TOKEN else "--token"
+    if environment:
+        return environment, None if environment == DEV_TOKEN else "CLOUDFLARE_API_TOKEN"
+    return DEV_TOKEN, None

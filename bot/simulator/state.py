@@ -30,7 +30,6 @@ message (for the recipient in `client_recipients`); the mailbox itself is not ch
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 import zlib
@@ -50,7 +49,7 @@ from bot.simulator.mailbox import (
     format_ts_ms,
     generate_mailbox,
 )
-from bot.simulator.validation import SimError
+from bot.simulator.validation import SimError, page_of
 
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 FAIL_TRIGGER = "#sim-fail"
@@ -124,6 +123,8 @@ class Job:
     held_elapsed: float | None = None
     final: Final | None = None
     seeded: bool = False
+    # Counters to report instead of the real ones (any JSON value), set through the control API.
+    reported_counts: dict[str, Any] | None = None
     _discovery: Discovery | None = None
     _fail_prefix: list[int] | None = None
 
@@ -276,8 +277,7 @@ class SimulatorState:
             selected = (j for j in selected if j.action == action_type)
         if status is not None:
             selected = (j for j in selected if self.status_of(j, now) == status)
-        start = (page - 1) * per_page
-        return [(j, self.view(j, now)) for j in itertools.islice(selected, start, start + per_page)]
+        return [(j, self.view(j, now)) for j in page_of(selected, page, per_page)]
 
     def cancel(self, job: Job) -> JobView:
         """Cancel an active job (409 when it is already terminal)."""
@@ -555,7 +555,7 @@ class SimulatorState:
         if job.destination is not None:
             params["destination"] = job.destination
         c = view.counts
-        return {
+        answer = {
             "job_id": job.job_id,
             "action_type": job.action,
             "action_params": params,
@@ -573,6 +573,9 @@ class SimulatorState:
             "completed_at": None if view.completed_at is None else format_ts_ms(view.completed_at),
             "status_message": view.status_message,
         }
+        if job.reported_counts:
+            answer.update(job.reported_counts)
+        return answer
 
     def message_records(self, job: Job, status: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield one BulkActionMessageDetail per discovered message, in discovery order."""

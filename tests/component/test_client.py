@@ -300,10 +300,21 @@ async def test_create_after_an_ambiguous_failure_makes_no_duplicate(
 async def test_create_after_5xx_makes_exactly_one_job(
     client: CloudflareClient, control: httpx.AsyncClient
 ) -> None:
-    await fault(control, status=503, count=1, method="POST")
+    # Issue 9: a 5xx is ambiguous, so the create is never sent twice. Made, then 503: found by tag.
+    await fault(control, status=503, count=1, method="POST", after=True)
     job = await client.create_job(move(), request_tag="fivexx")
     tagged = [j async for j in client.iter_jobs() if j.comment and tag_marker("fivexx") in j.comment]
     assert [j.job_id for j in tagged] == [job.job_id]
+
+
+async def test_create_5xx_before_acting_is_unknown_and_makes_no_job(
+    client: CloudflareClient, control: httpx.AsyncClient
+) -> None:
+    await fault(control, status=503, count=1, method="POST")
+    with pytest.raises(errors.CreateOutcomeUnknownError):
+        await client.create_job(move(), request_tag="fivexx2")
+    tagged = [j async for j in client.iter_jobs() if j.comment and tag_marker("fivexx2") in j.comment]
+    assert tagged == []
 
 
 # ---------------------------------------------------------------- pagination

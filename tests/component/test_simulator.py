@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +22,7 @@ from bot.simulator.faults import parse_fault_spec
 from bot.simulator.mailbox import _generate
 from bot.simulator.server import main as simulator_main
 from bot.simulator.server import serve
-from tests.support import SPEC_PATH, RecordingTransport, load_openapi
+from tests.support import ROOT, SPEC_PATH, RecordingTransport, load_openapi
 
 TOKEN = "test-token"
 T = TypeVar("T")
@@ -412,17 +414,19 @@ async def test_job_goes_through_every_status_with_counters_that_add_up(
 
 async def test_jobs_progress_on_the_real_clock(api: httpx.AsyncClient) -> None:
     job = await create(api, move(final_disposition="SPAM"))
-    statuses: list[str] = []
+    statuses: list[str] = [job["status"]]  # the create's answer, at elapsed 0
 
     async def finished() -> dict[str, Any] | None:
         current = await get(api, job["job_id"])
-        if not statuses or statuses[-1] != current["status"]:
+        if statuses[-1] != current["status"]:
             statuses.append(current["status"])
         return current if current["status"] == "COMPLETED" else None
 
     await wait_until(finished)
     order = ["PENDING", "DISCOVERING", "PROCESSING", "COMPLETED"]
-    assert statuses == sorted(statuses, key=order.index)
+    # At least two statuses seen (PENDING first, COMPLETED last), each once and in the life's order.
+    assert statuses[0] == "PENDING" and statuses[-1] == "COMPLETED"
+    assert statuses == sorted(set(statuses), key=order.index)
 
 
 async def test_messages_list_pages_and_filters(api: httpx.AsyncClient, clock: FakeClock) -> None:
@@ -841,6 +845,49 @@ async def test_serve_prints_how_to_connect_and_stops_when_cancelled(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "shown", "accepted"),
+    [
+        (
+            ["--token", "s3cret-option"],
+            {"CLOUDFLARE_API_TOKEN": "s3cret-env"},
+            "(from --token)",
+            "s3cret-option",
+        ),
+        ([], {"CLOUDFLARE_API_TOKEN": "s3cret-env"}, "(from CLOUDFLARE_API_TOKEN)", "s3cret-env"),
+        ([], {}, "sweep-dev-token", "sweep-dev-token"),
+    ],
+)
+async def test_the_banner_says_where_the_token_came_from_and_never_prints_a_real_one(
+    args: list[str], environment: dict[str, str], shown: str, accepted: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CLOUDFLARE_API_TOKEN"} | environment
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.simulator", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while not lines or not lines[-1].startswith("  jobs take"):
+                line = (await process.stdout.readline()).decode()
+                assert line, f"the simulator exited: {lines}"
+                lines.append(line)
+        base = next(line.split()[-1] for line in lines if "base URL:" in line)
+        url = f"{base}/accounts/{'0' * 32}/email-security/investigate/bulk"
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url, headers={"Authorization": f"Bearer {accepted}"})).status_code == 200
+            assert (await http.get(url, headers={"Authorization": "Bearer s3cret-env"})).status_code == (
+                200 if accepted == "s3cret-env" else 403
+            )
+    finally:
+        process.terminate()
+        await process.wait()
+    assert [line for line in lines if "token:" in line] == [f"  token:      {shown}\n"]
+    assert "s3cret" not in "".join(lines)
 
 
 def test_command_line_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

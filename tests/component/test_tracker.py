@@ -13,10 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
-from bot.cloudflare.models import CreateJobRequest
 from bot.notifier import Notifier
 from bot.slack_port import RecordingSlackPort
-from bot.store import OutboxKind, OutboxState, SqliteStore
+from bot.store import SqliteStore
 from bot.tracker import Tracker, calls_budget, statuses_to_list
 
 
@@ -212,27 +211,3 @@ async def test_a_job_that_disappears_is_marked_gone(env: Env) -> None:
     card = env.slack.messages[("C1", job.card_ts)]
     assert card.edits == 1
     assert (await env.tracker.tick()).api_calls == 0
-
-
-async def test_create_intents_are_recovered_after_a_crash(env: Env) -> None:
-    request = CreateJobRequest.model_validate(
-        {"action": "RELEASE", "search_params": {"sender": "a@example.com", "detections_only": True}}
-    )
-    now = (await env.client.get_job((await seed(env, 1))[0])).created_at
-    for tag in ("made", "never"):
-        await env.store.begin_create(
-            tag, account_id="acc", requester="U9", channel_id="C9", request=request, now=now
-        )
-    job = await env.client.create_job(request, request_tag="made")  # then the process "died"
-
-    assert await env.tracker.recover_create_intents() == 2
-    assert await env.store.open_create_intents() == []
-    tracked = await env.store.get_job(job.job_id)
-    assert tracked is not None and tracked.requester == "U9" and tracked.channel_id == "C9"
-    audit = await env.store.list_audit()
-    assert {(a.actor, a.outcome.split(":")[0]) for a in audit} == {("U9", "ok"), ("U9", "error")}
-    await drain(env)
-    assert [m.channel for m in env.slack.top_level()] == ["C9"]
-    rows = await env.store.list_outbox(job.job_id)
-    assert [r.kind for r in rows if r.state is not OutboxState.SENT] == []
-    assert OutboxKind.TRANSITION not in {r.kind for r in rows}

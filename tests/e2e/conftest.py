@@ -82,13 +82,15 @@ class BotProcess:
     async def start(self) -> None:
         """Start the bot and wait until /healthz answers."""
         self.starts += 1
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [sys.executable, "-m", "bot", "serve", "--http"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         async with httpx.AsyncClient() as http:
 
             async def healthy() -> bool:

@@ -22,7 +22,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.ids import ActionId
+from bot.devslack.modal import fill
+from bot.ids import ActionId, BlockId, CallbackId
 from tests.e2e.conftest import (
     ACCOUNT_ID,
     CF_TOKEN,
@@ -202,12 +203,51 @@ async def test_a_short_cloudflare_rate_limit_is_waited_out_and_the_user_gets_the
     config = await stack.sim.set_faults(
         {"rules": [{"status": 429, "retry_after": 1, "count": 2, "method": "GET", "path": "/bulk"}]}
     )
-    elapsed, reply = await slash_reply(stack, "list")
+    before = len(stack.slack.state.responses(OPERATOR))
+    elapsed, notice = await slash_reply(stack, "list")
     assert elapsed < ACK_DEADLINE
-    text = everything(reply)
-    assert "Recent bulk jobs" in text or "No bulk jobs match" in text, text
-    assert "rate limited" not in text.lower()
+    # The user hears at once that Cloudflare is rate limiting and when Sweep retries...
+    assert "Cloudflare is rate limiting" in everything(notice), everything(notice)
+    assert "retry in 1 s" in everything(notice)
+
+    def answered() -> list[Any]:
+        replies = stack.slack.state.responses(OPERATOR)[before:]
+        return [r for r in replies if "Recent bulk jobs" in r.text or "No bulk jobs match" in r.text]
+
+    # ...then gets the answer, without an error.
+    reply = (await wait_until(answered, timeout=20, what="the list after the rate limit"))[-1]
+    assert "rate limited" not in everything(reply).lower()
     assert config.rules[0].count == 0, "both 429s were served (and waited out)"
+    replies = stack.slack.state.responses(OPERATOR)[before:]
+    notices = [r for r in replies if "Cloudflare is rate limiting" in r.text]
+    assert len(notices) == 2 and notices[1].replace_original, "a second wait updates the first notice"
+
+
+async def test_a_rate_limited_preview_in_the_form_says_so_in_the_form_then_shows_the_preview(
+    stack: Stack,
+) -> None:
+    # No job is active yet in this module, so the only Cloudflare call is the preview's search.
+    config = await stack.sim.set_faults(
+        {"rules": [{"status": 429, "retry_after": 1, "count": 1, "method": "GET", "path": "/investigate"}]}
+    )
+    state = stack.slack.state
+    before = len(state.views(OPERATOR, include_closed=True))
+    await stack.driver.slash("new")
+    opened = await wait_until(lambda: state.views(OPERATOR, include_closed=True)[before:], what="the form")
+    view = opened[-1]
+    values = fill(view.view, {BlockId.DESTINATION: "JunkEmail", BlockId.SUBJECT: "invoice"})
+    response = await stack.driver.view_submission(view.view, values)
+    assert response.status == 200 and response.elapsed < ACK_DEADLINE
+
+    def previewed() -> Any:
+        current = state.view(view.id)
+        return current if current is not None and current.callback_id == CallbackId.CREATE_PREVIEW else None
+
+    preview = await wait_until(previewed, timeout=20, what="the preview after the rate limit")
+    shown = [json.dumps(version.get("blocks"), ensure_ascii=False) for version in preview.versions]
+    notices = [text for text in shown if "Cloudflare is rate limiting" in text]
+    assert notices and "retry in 1 s" in notices[0], shown
+    assert config.rules[0].count == 0, "the 429 was served (and waited out)"
 
 
 async def test_a_long_cloudflare_rate_limit_is_reported_with_the_code_and_when_to_retry(stack: Stack) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from blocks.notice import build_notice
 from blocks.preview import build_inline_preview
 from blocks.validate import BlockLimitError, validate_message, validate_view
 from bot.cloudflare.models import (
+    UNKNOWN_COUNT,
     ActionType,
     BulkJob,
     Destination,
@@ -45,6 +47,7 @@ from bot.grammar import JobDraft, UsageError
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.models import TrackedJob
 from bot.payloads import CancelButtonValue, ListPageValue, decode
+from bot.text import INVISIBLE, is_control, one_line, visible
 from tests.support import mrkdwn_texts
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -940,3 +943,269 @@ def test_safe_is_bounded_and_escaped(text: str, limit: int) -> None:
     assert len(out) <= max(limit, 1)
     assert "<" not in out and ">" not in out
     assert not re.search(r"&(?!amp;|lt;|gt;)", out)
+
+
+# ---------------------------------------------------------------- invisible characters (issue 9, item 8)
+
+# Every character Sweep must never show: direction overrides and isolates, zero-width characters,
+# tag characters, C0 and C1 controls (line breaks are allowed only as `\n`), lone surrogates.
+SHOWN_NEVER = sorted(INVISIBLE) + [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x0A]
+HIDDEN = (
+    "invoice\u202efdp.exe pay\u200bpal \u2066iso\u2069 \ufeffbom \u200d\u200c\u00ad\u2060"
+    " nul\x00 bell\x07 del\x7f c1\x85\x9b tag\U000e0041"
+)
+HOSTILE = HIDDEN + " " + EVIL
+
+
+def shown_strings(node: Any, key: str = "") -> list[str]:
+    """Return every string of a payload that Slack shows (button values and metadata are never shown)."""
+    if isinstance(node, dict):
+        return [
+            s for k, v in node.items() if k not in {"value", "private_metadata"} for s in shown_strings(v, k)
+        ]
+    if isinstance(node, list):
+        return [s for item in node for s in shown_strings(item, key)]
+    return [node] if isinstance(node, str) else []
+
+
+def assert_nothing_invisible(payload: Any) -> None:
+    """Fail when any shown string holds an invisible, bidi, control or lone-surrogate character."""
+    for text in shown_strings(payload):
+        bad = sorted(
+            {f"U+{ord(ch):04X}" for ch in text if ch in INVISIBLE or (is_control(ch) and ch != "\n")}
+        )
+        bad += sorted({f"U+{ord(ch):04X}" for ch in text if "\ud800" <= ch <= "\udfff"})
+        assert not bad, f"{bad} in {text[:120]!r}"
+
+
+def test_one_definition_of_invisible_characters_is_used_by_the_grammar_the_form_and_the_blocks() -> None:
+    import bot.forms
+    import bot.grammar
+
+    assert bot.grammar.INVISIBLE is INVISIBLE and bot.forms.INVISIBLE is INVISIBLE
+    brief = {
+        *"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+        *"\u200b\u200c\u200d\u200e\u200f\ufeff\u2060",
+    }
+    assert brief <= INVISIBLE
+    assert all(unicodedata.category(ch) == "Cf" for ch in INVISIBLE), (
+        "only format characters: none is visible"
+    )
+
+
+def test_visible_and_one_line_remove_invisible_characters_and_neutralise_controls() -> None:
+    assert visible("a\u202eb\u200bc\r\nd\re\u2028f\x00g\x85h") == "abc\nd\ne\nf g\nh"
+    assert one_line("  a\u202eb\u200bc\r\nd\te\x00f\u2029 ") == "abc d e f"
+    assert visible("lone \ud800 surrogate") == "lone \ufffd surrogate"
+    assert visible("👨\u200d👩 emoji, naïve, שלום, مرحبا, 日本") == "👨👩 emoji, naïve, שלום, مرحبا, 日本"
+    for ch in SHOWN_NEVER:
+        assert ch not in one_line(f"x{ch}y"), f"U+{ord(ch):04X}"
+        assert ch not in visible(f"x{ch}y"), f"U+{ord(ch):04X}"
+
+
+def test_kit_text_objects_strip_invisible_characters_whatever_the_builder() -> None:
+    assert _kit.mrkdwn("a\u202eb\n*c*")["text"] == "ab\n*c*"
+    assert _kit.plain_text("a\u200bb")["text"] == "ab"
+    assert _kit.message("fallback\u202e", [])["text"] == "fallback"
+    assert _kit.header("Move\u2066 to\u2069 Junk")["text"]["text"] == "Move to Junk"
+    assert _kit.safe("in\u202evoice\x00", 100) == "invoice"
+    assert _kit.safe_multiline("one\u202e\r\ntwo\x00", 100) == "one\ntwo"
+    assert _kit.button("Con\u200bfirm", action_id="a", value="v\u202e")["value"] == "v\u202e", (
+        "values are data"
+    )
+
+
+def test_a_card_shows_no_invisible_character_from_cloudflare() -> None:
+    job = make_job(
+        comment=HOSTILE + "\nline two " + HIDDEN,
+        status_message=HOSTILE,
+        destination="Junk\u202eEmail",
+        action_type="MO\u200bVE",
+        status="PROC\u202eESSING",
+        search_params=SearchParams(
+            sender=HOSTILE, subject=HOSTILE, query=HOSTILE, domain=HOSTILE, detections_only=True
+        ),
+        requester="U0123ABC",
+        cancelled_by=HOSTILE,
+    )
+    card = check_message(build_job_card(job, now=NOW))
+    assert_nothing_invisible(card)
+    assert_escaped(card)
+    assert "invoicefdp.exe paypal iso bom" in all_text(card), (
+        "the text is still there, only the hidden parts go"
+    )
+    for message in (
+        build_transition_reply(job, previous_status="PEN\u2067DING", now=NOW),
+        build_transition_reply(job.model_copy(update={"status": "COMPLETED"}), previous_status=None, now=NOW),
+        build_status_card(make_bulk(comment=HOSTILE, status_message=HOSTILE), now=NOW),
+    ):
+        assert_nothing_invisible(check_message(message))
+
+
+def test_a_list_and_previews_show_no_invisible_character_from_cloudflare() -> None:
+    jobs = [
+        make_bulk(i, comment=HOSTILE, status="PROCE\u200bSSING", job_id=f"job\u202e{i}") for i in range(3)
+    ]
+    listed = check_message(
+        build_job_list(jobs, page=1, has_more=True, status=None, action_type=None, now=NOW)
+    )
+    assert_nothing_invisible(listed)
+    samples = SearchResult(
+        messages=[
+            MessageSummary.model_validate(
+                {
+                    "id": "m",
+                    "from": "evil\u202emoc.knab@x.example",
+                    "from_name": "Bank\u200b Support",
+                    "to": ["vic\u2066tim@corp.example"],
+                    "subject": HOSTILE,
+                }
+            )
+        ],
+        capped=False,
+    )
+    draft = make_draft(comment="INC-1", subject="invoice")
+    inline = check_message(
+        build_inline_preview(draft=draft, preview=samples, limit=10, confirm_value="v", now=NOW)
+    )
+    assert_nothing_invisible(inline)
+    assert "evilmoc.knab@x.example" in all_text(inline)
+    view = check_view(build_preview_view(metadata="m", draft=draft, preview=samples, limit=10, now=NOW))
+    assert_nothing_invisible(view)
+
+
+def test_errors_notices_and_status_views_show_no_invisible_character() -> None:
+    for payload in (
+        build_cloudflare_error(f"1000{HIDDEN}: {HOSTILE}"),
+        build_error(HOSTILE, reference="ref\u202e1"),
+        build_refusal(HOSTILE),
+        build_notice(HOSTILE),
+        build_usage_error(UsageError(HOSTILE)),
+    ):
+        assert_nothing_invisible(check_message(payload))
+    for view in (build_loading_view(HOSTILE, HOSTILE), build_result_view(HOSTILE, HOSTILE)):
+        assert_nothing_invisible(check_view(view))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    comment=st.text(alphabet=st.sampled_from([*SHOWN_NEVER, "a", " ", "\n", "<", "&"]), max_size=200) | _text,
+    subject=st.text(max_size=100),
+)
+def test_any_string_from_cloudflare_reaches_slack_without_invisible_characters(
+    comment: str, subject: str
+) -> None:
+    job = make_job(comment=comment, status_message=comment, search_params=SearchParams(subject=subject))
+    assert_nothing_invisible(check_message(build_job_card(job, now=NOW)))
+    assert_nothing_invisible(check_message(build_transition_reply(job, previous_status=comment, now=NOW)))
+
+
+# ---------------------------------------------------------------- impossible counts (issue 9, item 6)
+
+
+def test_an_impossible_count_is_shown_as_unknown_with_a_note() -> None:
+    assert _kit.format_count(UNKNOWN_COUNT) == "unknown"
+    job = make_job(total_messages_discovered=UNKNOWN_COUNT, messages_skipped=UNKNOWN_COUNT)
+    card = check_message(build_job_card(job, now=NOW))
+    text = all_text(card)
+    assert "Cloudflare reported an impossible count (Discovered, Skipped); shown as unknown" in text
+    assert "*Discovered*\\nunknown" in text and "*Successful*\\n140" in text
+    assert "Progress unknown" in text and "▓" not in text and "unknown processed" in card["text"]
+    reply = check_message(
+        build_transition_reply(
+            job.model_copy(update={"status": "COMPLETED"}), previous_status="PROCESSING", now=NOW
+        )
+    )
+    assert "discovered: unknown" in reply["text"] and "impossible count" in all_text(reply)
+    listed = build_job_list(
+        [make_bulk(total_messages_discovered=2**63, messages_pending=-3)],
+        page=1,
+        has_more=False,
+        status=None,
+        action_type=None,
+        now=NOW,
+    )
+    assert "unknown found" in all_text(listed) and "unknown pending" in all_text(listed)
+
+
+def test_a_normal_card_has_no_impossible_count_note() -> None:
+    assert "impossible" not in all_text(build_job_card(make_job(), now=NOW))
+
+
+@pytest.mark.parametrize(
+    ("raw", "count"),
+    [
+        (0, 0),
+        (12, 12),
+        (12.0, 12),
+        ("12", 12),
+        (2**53 - 1, 2**53 - 1),
+        (2**53, UNKNOWN_COUNT),
+        (2**63, UNKNOWN_COUNT),
+        (-1, UNKNOWN_COUNT),
+        (-5, UNKNOWN_COUNT),
+        (1.5, UNKNOWN_COUNT),
+        (float("inf"), UNKNOWN_COUNT),
+        (float("nan"), UNKNOWN_COUNT),
+        ("many", UNKNOWN_COUNT),
+        ("1e3", UNKNOWN_COUNT),
+        ("٣", UNKNOWN_COUNT),
+        (True, UNKNOWN_COUNT),
+        ([1], UNKNOWN_COUNT),
+        ({}, UNKNOWN_COUNT),
+        ("9" * 20, UNKNOWN_COUNT),
+    ],
+)
+def test_cloudflare_counts_are_parsed_per_job_and_never_fail_the_parse(raw: Any, count: int) -> None:
+    job = make_bulk(messages_pending=raw)
+    assert job.messages_pending == count
+    assert ("messages_pending" in job.impossible_counts) is (count == UNKNOWN_COUNT)
+    assert job.total_messages_discovered == 10 and not set(job.impossible_counts) - {"messages_pending"}
+    assert make_bulk(impossible_counts={"x": "forged"}).impossible_counts == {}
+
+
+# ---------------------------------------------------------------- honest words (issue 10)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("COMPLETED", "No messages matched the search."),
+        ("CANCELLED", "Cancelled before any message was discovered."),
+        ("FAILED", "Failed before any message was discovered."),
+        ("SKIPPED", "Skipped before any message was discovered."),
+        # An unknown status is treated as active (never dropped from tracking): still searching.
+        ("ARCHIVED", "Searching for matching messages…"),
+    ],
+)
+def test_a_job_that_ended_with_nothing_discovered_says_how_it_ended(status: str, expected: str) -> None:
+    job = make_job(status=status, total_messages_discovered=0, messages_pending=0, messages_successful=0)
+    card = all_text(check_message(build_job_card(job, now=NOW)))
+    assert expected in card
+    if status != "COMPLETED":
+        assert "No messages matched" not in card
+
+
+def test_a_job_deleted_before_discovery_says_so() -> None:
+    job = make_job(status="PENDING", total_messages_discovered=0, messages_pending=0, gone=True)
+    card = all_text(check_message(build_job_card(job, now=NOW)))
+    assert "Deleted at Cloudflare before any message was discovered." in card
+    assert "No messages matched" not in card and "Searching" not in card
+
+
+def test_card_and_thread_reply_word_the_outcome_alike() -> None:
+    job = make_job(status="COMPLETED", messages_pending=0, messages_failed=2, messages_successful=10)
+    card = all_text(build_job_card(job, now=NOW))
+    reply = build_transition_reply(job, previous_status="PROCESSING", now=NOW)
+    assert ":white_check_mark: Completed with 2 failures" in card
+    assert ":white_check_mark: Completed with 2 failures" in all_text(reply)
+    assert "Processing → Completed with 2 failures" in reply["text"]
+    assert "Completed, 200/200 processed, 2 failed" in build_job_card(job, now=NOW)["text"]
+    first = all_text(build_transition_reply(job, previous_status=None, now=NOW))
+    assert ":white_check_mark: Completed with 2 failures" in first
+
+
+def test_job_list_words_the_outcome_like_the_card() -> None:
+    job = make_bulk(status="COMPLETED", messages_failed=2, messages_pending=0)
+    listed = build_job_list([job], page=1, has_more=False, status=None, action_type=None, now=NOW)
+    assert "Completed with 2 failures" in all_text(check_message(listed))

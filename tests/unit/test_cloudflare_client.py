@@ -22,6 +22,7 @@ from bot.cloudflare.client import (
     RetryPolicy,
     make_request_tag,
     parse_retry_after,
+    rate_limit_hook,
     tag_marker,
 )
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
@@ -87,6 +88,7 @@ class FakeJobs:
         self.jobs: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []
         self.create_script: list[str] = []  # per POST: "ok", "timeout-after-create", "500", "429", "connect"
+        self.list_script: list[int] = []  # per list GET: an HTTP error status to answer instead
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -98,6 +100,8 @@ class FakeJobs:
                 raise httpx.ConnectError("refused", request=request)
             if step == "500-before":
                 return failure(500, 10500, "internal")
+            if step == "400":
+                return failure(400, 10001, "bad request")
             body = json.loads(request.content)
             job = job_json(comment=body.get("comment"))
             self.jobs.insert(0, job)
@@ -107,6 +111,8 @@ class FakeJobs:
                 return failure(502, 10502, "bad gateway")
             return envelope(job, status=201)
         if request.method == "GET" and request.url.path == BULK:
+            if self.list_script:
+                return failure(self.list_script.pop(0), 10500, "internal")
             page = int(request.url.params.get("page", "1"))
             per_page = int(request.url.params.get("per_page", "20"))
             chunk = self.jobs[(page - 1) * per_page : page * per_page]
@@ -345,6 +351,38 @@ async def test_429_honours_retry_after_seconds() -> None:
     assert client.api_calls == 2
 
 
+async def test_429_waits_are_told_to_the_rate_limit_hook_before_sleeping() -> None:
+    events: list[str] = []
+
+    async def hook(seconds: float) -> None:
+        events.append(f"told {seconds:g}")
+
+    async def sleep(delay: float) -> None:
+        events.append(f"slept {delay:g}")
+
+    answers = [
+        failure(429, 10429, "slow", **{"Retry-After": "7"}),
+        failure(429, 10429, "slow", **{"Retry-After": "3"}),
+        envelope(job_json()),
+    ]
+    client = make_client(lambda request: answers.pop(0), sleep=sleep)
+    rate_limit_hook.set(hook)  # pytest-asyncio runs each test in its own context
+    await client.get_job(str(uuid.uuid4()))
+    assert events == ["told 7", "slept 7", "told 3", "slept 3"]
+
+
+async def test_a_failing_rate_limit_hook_does_not_break_the_call() -> None:
+    async def hook(seconds: float) -> None:
+        raise RuntimeError("slack is down")
+
+    answers = [failure(429, 10429, "slow", **{"Retry-After": "2"}), envelope(job_json())]
+    sleep = Recorder()
+    client = make_client(lambda request: answers.pop(0), sleep=sleep)
+    rate_limit_hook.set(hook)
+    await client.get_job(str(uuid.uuid4()))
+    assert sleep.delays == [2.0]
+
+
 async def test_429_honours_retry_after_http_date() -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=10), usegmt=True)
     answers = [failure(429, 10429, "slow", **{"Retry-After": when}), envelope(job_json())]
@@ -522,26 +560,39 @@ async def test_create_5xx_after_creating_returns_that_job() -> None:
     assert fake.posts() == 1
 
 
-async def test_create_5xx_before_creating_looks_up_then_retries_once() -> None:
+async def test_create_5xx_before_creating_is_unknown_after_one_lookup_and_never_reposts() -> None:
+    # Issue 9: a 5xx may come after Cloudflare made the job, so a second POST could make a second
+    # job. One look-up by tag; not found (yet) means the outcome is unknown, never "retry".
     fake = FakeJobs()
     fake.create_script = ["500-before"]
     client = make_client(fake.handler)
-    job = await client.create_job(move_request(), request_tag="t6")
-    assert [r.method for r in fake.requests] == ["POST", "GET", "POST"]
-    assert len(fake.jobs) == 1
-    assert job.job_id == fake.jobs[0]["job_id"]
-
-
-async def test_create_gives_up_after_max_attempts_without_duplicates() -> None:
-    fake = FakeJobs()
-    fake.create_script = ["500-before"] * 10
-    client = make_client(fake.handler, retry=RetryPolicy(max_attempts=3, jitter=0))
-    with pytest.raises(errors.ServerError) as caught:
-        await client.create_job(move_request(), request_tag="t7")
-    assert fake.posts() == 3
-    assert [r.method for r in fake.requests] == ["POST", "GET", "POST", "GET", "POST", "GET"]
-    assert caught.value.attempts == 3
+    with pytest.raises(errors.CreateOutcomeUnknownError) as caught:
+        await client.create_job(move_request(), request_tag="t6")
+    assert [r.method for r in fake.requests] == ["POST", "GET"]
+    assert fake.posts() == 1
+    assert caught.value.request_tag == "t6"
     assert fake.jobs == []
+
+
+async def test_create_5xx_and_a_failing_lookup_is_unknown_without_duplicates() -> None:
+    fake = FakeJobs()
+    fake.create_script = ["500-after"]
+    fake.list_script = [500] * 10
+    client = make_client(fake.handler, retry=RetryPolicy(max_attempts=3, jitter=0))
+    with pytest.raises(errors.CreateOutcomeUnknownError) as caught:
+        await client.create_job(move_request(), request_tag="t7")
+    assert fake.posts() == 1
+    assert "looking the job up failed too" in caught.value.user_message()
+    assert len(fake.jobs) == 1  # Cloudflare made it: the caller must keep looking, not re-create
+
+
+async def test_create_4xx_is_a_definite_failure_without_lookup() -> None:
+    fake = FakeJobs()
+    fake.create_script = ["400"]
+    client = make_client(fake.handler)
+    with pytest.raises(errors.BadRequestError):
+        await client.create_job(move_request(), request_tag="t7b")
+    assert [r.method for r in fake.requests] == ["POST"]
 
 
 async def test_create_429_is_unambiguous_waits_and_retries_without_lookup() -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+from bot.cloudflare.client import rate_limit_hook
 from bot.followups import FollowUps, Work
 
 
@@ -184,3 +185,32 @@ async def test_drain_gives_up_after_its_timeout_and_says_how_many_were_left() ->
 def test_nonsense_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         FollowUps(max_running=0)
+
+
+async def test_each_follow_up_sees_only_its_own_rate_limit_reporter() -> None:
+    follow_ups = FollowUps(quiet_seconds=0, max_defer_seconds=0)
+    told: dict[str, list[float]] = {"a": [], "b": []}
+    seen: dict[str, object] = {}
+
+    def reporter(name: str) -> Callable[[float], Awaitable[None]]:
+        async def report(seconds: float) -> None:
+            told[name].append(seconds)
+
+        return report
+
+    def work(name: str, wait: float) -> Work:
+        async def run() -> None:
+            hook = rate_limit_hook.get()
+            seen[name] = hook
+            if hook is not None:
+                await hook(wait)  # what the Cloudflare client does on a 429
+
+        return run
+
+    follow_ups.submit(work("a", 7), on_error=_no_error, label="a", on_wait=reporter("a"))
+    follow_ups.submit(work("b", 3), on_error=_no_error, label="b", on_wait=reporter("b"))
+    follow_ups.submit(work("none", 1), on_error=_no_error, label="none", urgent=True)
+    await _until(lambda: len(seen) == 3)
+    assert told == {"a": [7], "b": [3]}
+    assert seen["none"] is None
+    assert rate_limit_hook.get() is None, "the runner's own context is untouched"

@@ -340,11 +340,11 @@ def test_any_search_results_render_as_valid_escaped_previews(
         assert message.id == sample["id"]
     draft = _draft(draft_text)
     preview = SearchResult(messages=messages, capped=capped)
-    confirm_value = encode(ConfirmCreateValue(draft=draft, channel_id=CHANNEL))
+    confirm_value = encode(ConfirmCreateValue(preview_id="pV1ew-0123456789abcdef"))
     inline = build_inline_preview(
         draft=draft, preview=preview, limit=1000, confirm_value=confirm_value, now=NOW
     )
     check_message(inline, "inline preview")
-    metadata = encode(ModalMetadata(channel_id=CHANNEL, draft=draft, stage="preview"))
+    metadata = encode(ModalMetadata(preview_id="pV1ew-0123456789abcdef", draft=draft, stage="preview"))
     view = build_preview_view(metadata=metadata, draft=draft, preview=preview, limit=1000, now=NOW)
     check_view(view, "modal preview")

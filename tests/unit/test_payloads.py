@@ -42,11 +42,13 @@ DRAFT = JobDraft(
     comment="INC-1\nsecond line",
 )
 
+PREVIEW_ID = "pV1ew-0123456789abcdef"
+
 PAYLOADS: list[Payload] = [
     CancelButtonValue(job_id=JOB),
-    ConfirmCreateValue(draft=DRAFT, channel_id="C0INCIDENT"),
-    ModalMetadata(channel_id="C1", draft=None, stage="form"),
-    ModalMetadata(channel_id="D1", draft=DRAFT, stage="preview"),
+    ConfirmCreateValue(preview_id=PREVIEW_ID),
+    ModalMetadata(preview_id=PREVIEW_ID, draft=None, stage="form"),
+    ModalMetadata(preview_id=PREVIEW_ID, draft=DRAFT, stage="preview"),
     ListPageValue(status="PROCESSING", action_type="MOVE", page=3),
     ListPageValue(status=None, action_type=None, page=1),
 ]
@@ -67,13 +69,12 @@ def test_limits() -> None:
 
 
 def test_encode_refuses_what_slack_would_refuse() -> None:
+    # Buttons carry only ids now (issue 9); the modal's metadata still carries a draft to show.
     big = DRAFT.model_copy(update={"comment": "c" * 2500})
-    with pytest.raises(PayloadTooLargeError, match="2000"):
-        encode(ConfirmCreateValue(draft=big, channel_id="C1"))
-    encode(ModalMetadata(channel_id="C1", draft=big, stage="preview"))
+    encode(ModalMetadata(preview_id=PREVIEW_ID, draft=big, stage="preview"))
     huge = DRAFT.model_copy(update={"comment": "c" * 3500})
-    with pytest.raises(PayloadError, match="3000"):
-        encode(ModalMetadata(channel_id="C1", draft=huge, stage="preview"))
+    with pytest.raises(PayloadTooLargeError, match="3000"):
+        encode(ModalMetadata(preview_id=PREVIEW_ID, draft=huge, stage="preview"))
 
 
 def test_the_largest_inline_draft_fits_its_confirm_button() -> None:
@@ -92,8 +93,10 @@ def test_the_largest_inline_draft_fits_its_confirm_button() -> None:
     )
     command = parse_command(text, now=NOW)
     assert isinstance(command, CreateCommand)
-    value = encode(ConfirmCreateValue(draft=command.draft, channel_id="C" + "0" * 63))
-    assert decode(ConfirmCreateValue, value).draft == command.draft
+    # Issue 9: the draft is stored server-side; its Confirm button carries only the preview's id.
+    value = encode(ConfirmCreateValue(preview_id="p" * 64))
+    assert len(value) < 100
+    assert decode(ConfirmCreateValue, value).preview_id == "p" * 64
 
 
 def test_building_is_lenient_reading_is_strict() -> None:
@@ -122,11 +125,15 @@ def test_building_is_lenient_reading_is_strict() -> None:
         (ListPageValue, '{"page": 10001}'),
         (ListPageValue, '{"page": "two"}'),
         (ListPageValue, '{"page": 1e400}'),
-        (ModalMetadata, '{"channel_id": "C1", "stage": "preview"}'),
-        (ModalMetadata, '{"channel_id": "C1", "stage": "done"}'),
+        (ModalMetadata, '{"preview_id": "pV1ew-0123456789abcdef", "stage": "preview"}'),
+        (ModalMetadata, '{"preview_id": "pV1ew-0123456789abcdef", "stage": "done"}'),
         (ModalMetadata, '{"stage": "form"}'),
-        (ModalMetadata, '{"channel_id": "<!channel>"}'),
+        (ModalMetadata, '{"preview_id": "<!channel>"}'),
+        (ModalMetadata, '{"channel_id": "C1"}'),
         (ConfirmCreateValue, '{"channel_id": "C1"}'),
+        (ConfirmCreateValue, '{"preview_id": "short"}'),
+        (ConfirmCreateValue, '{"preview_id": "' + "p" * 65 + '"}'),
+        (ConfirmCreateValue, '{"preview_id": "../../../etc/passwd-00000"}'),
         (ConfirmCreateValue, '{"channel_id": "C1", "draft": {"action": "MOVE", "search_params": {}}}'),
         (ConfirmCreateValue, "\ud800"),
     ],
@@ -137,7 +144,7 @@ def test_garbage_is_a_payload_error(cls: type[Payload], text: str) -> None:
 
 
 def _draft_json(**changes: object) -> str:
-    body = json.loads(encode(ConfirmCreateValue(draft=DRAFT, channel_id="C1")))
+    body = json.loads(encode(ModalMetadata(preview_id=PREVIEW_ID, draft=DRAFT, stage="preview")))
     body["draft"].update(changes)
     return json.dumps(body)
 
@@ -169,7 +176,7 @@ def _draft_json(**changes: object) -> str:
 )
 def test_forged_drafts_are_refused(changes: dict[str, object]) -> None:
     with pytest.raises(PayloadError):
-        decode(ConfirmCreateValue, _draft_json(**changes))
+        decode(ModalMetadata, _draft_json(**changes))
 
 
 def test_unknown_fields_are_ignored() -> None:
@@ -178,8 +185,8 @@ def test_unknown_fields_are_ignored() -> None:
 
 
 def test_modal_metadata_defaults() -> None:
-    assert decode(ModalMetadata, '{"channel_id":"C1"}') == ModalMetadata(
-        channel_id="C1", draft=None, stage="form"
+    assert decode(ModalMetadata, '{"preview_id":"pV1ew-0123456789abcdef"}') == ModalMetadata(
+        preview_id=PREVIEW_ID, draft=None, stage="form"
     )
 
 
@@ -209,6 +216,7 @@ _JSONISH = st.recursive(
                     "job_id",
                     "draft",
                     "channel_id",
+                    "preview_id",
                     "stage",
                     "page",
                     "status",
@@ -262,7 +270,7 @@ def test_fuzz_confirm_round_trip(subject: str, comment: str | None, destination:
             ),
             comment=comment,
         )
-        text = encode(ConfirmCreateValue(draft=draft, channel_id="C1"))
+        text = encode(ModalMetadata(preview_id=PREVIEW_ID, draft=draft, stage="preview"))
     except (PayloadError, UnicodeEncodeError):
         return
-    assert decode(ConfirmCreateValue, text).draft == draft
+    assert decode(ModalMetadata, text).draft == draft

@@ -7,7 +7,15 @@ import logging
 
 import pytest
 
-from bot.policy import NOT_AN_OPERATOR, NOT_IN_CHANNEL, Decision, GroupMembershipCache, Policy
+from bot.policy import (
+    NOT_AN_OPERATOR,
+    NOT_IN_CHANNEL,
+    Decision,
+    GroupMembershipCache,
+    Operation,
+    Policy,
+    not_an_operator,
+)
 
 
 class Groups:
@@ -202,3 +210,22 @@ async def test_policy_with_the_cache() -> None:
 def test_negative_ttl_is_refused() -> None:
     with pytest.raises(ValueError, match="ttl"):
         GroupMembershipCache(Groups({}), ttl_seconds=-1)
+
+
+@pytest.mark.parametrize(
+    ("operation", "words"),
+    [
+        (Operation.CREATE, "only Sweep operators may create jobs"),
+        (Operation.CANCEL, "only Sweep operators may cancel jobs"),
+        (Operation.WATCH, "only Sweep operators may watch jobs"),
+        (Operation.OPEN_FORM, "only Sweep operators may open the create form"),
+    ],
+)
+async def test_a_refusal_names_what_was_refused(operation: Operation, words: str) -> None:
+    decision = await policy("U1").can_operate("U3", resolve_group_members=Groups({}), operation=operation)
+    assert not decision.allowed and decision.reason.startswith(words)
+    assert decision.reason == not_an_operator(operation)
+    failed = await policy("S1").can_operate(
+        "U3", resolve_group_members=Groups({}, fail=True), operation=operation
+    )
+    assert failed.reason.startswith(words) and "could not check" in failed.reason

@@ -1,0 +1,8 @@
+"""The one backoff rule: capped exponential, `base × 2**attempt`, never above `cap`."""
+
+from __future__ import annotations
+
+
+def capped_exponential(base: float, attempt: int, *, cap: float) -> float:
+    """Return the delay before try number `attempt + 1` (attempt 0 waits `base`)."""
+    return float(min(base * 2.0 ** min(max(attempt, 0), 32), cap))
