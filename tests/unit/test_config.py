@@ -102,6 +102,14 @@ def test_empty_values_count_as_unset() -> None:
             "SWEEP_CLOUDFLARE_TIMEOUT must be a number of seconds above 0, at most 300, not '301'",
         ),
         ({"PORT": "abc"}, "PORT must be a whole number from 0 to 65535, not 'abc'"),
+        (
+            {"SWEEP_READS_PER_USER": "0"},
+            "SWEEP_READS_PER_USER must be a whole number of requests from 1 to 100000, not '0'",
+        ),
+        (
+            {"SWEEP_WRITES_TOTAL": "many"},
+            "SWEEP_WRITES_TOTAL must be a whole number of requests from 1 to 1000000, not 'many'",
+        ),
         ({"PORT": "65536"}, "PORT must be a whole number from 0 to 65535, not '65536'"),
         ({"PORT": "80.5"}, "PORT must be a whole number from 0 to 65535, not '80.5'"),
         ({"HOST": "exa mple"}, "HOST must be an IP address or a host name to listen on, not 'exa mple'"),
