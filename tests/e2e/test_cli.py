@@ -414,3 +414,20 @@ async def test_devslack_serves_slack_for_serve_and_sends_typed_slash_commands(tm
         await asyncio.wait_for(devslack.wait(), 10)
         reader.cancel()
     assert "Traceback" not in "".join(output)
+
+
+async def test_check_in_socket_mode_also_tries_the_app_token(tmp_path: Path) -> None:
+    config = SimulatorConfig(token="cli-cloudflare-token")
+    async with (
+        running_simulator(config) as sim,
+        running_fake_slack(bot_token="xoxb-cli-test", app_token="xapp-cli-good") as slack,
+    ):
+        env = env_with(tmp_path, {"SLACK_API_URL": slack.api_url, "CLOUDFLARE_BASE_URL": str(sim.base_url)})
+        result = await run_async(["check"], {**env, "SLACK_APP_TOKEN": "xapp-cli-good"})
+        assert result.returncode == 0, result.stderr
+        assert "Socket Mode" in result.stdout and "SLACK_APP_TOKEN may open Socket Mode" in result.stdout
+        result = await run_async(["check"], {**env, "SLACK_APP_TOKEN": "xapp-cli-revoked"})
+        assert config_lines(result) == [
+            "sweep-bot: configuration error: SLACK_APP_TOKEN was refused by Slack (invalid_auth)"
+        ]
+        assert result.returncode == 2 and "revoked" not in result.stderr + result.stdout
