@@ -144,6 +144,9 @@ async def _serve(config: Config, *, host_flag: bool, port_flag: bool) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     try:
+        if config.socket_mode:
+            # A refused app token is a configuration error: say so before opening anything.
+            await _check_app_token(_app_token(config), settings.slack_api_url)
         async with open_runtime(settings, cloudflare) as runtime, background_loops(runtime):
             # Everything allocated so far lives as long as the process: keep it out of the collector's
             # full passes, whose pauses would otherwise land on whichever ack is waiting.
@@ -190,10 +193,7 @@ async def _listen(runner: web.AppRunner, host: str, port: int, *, host_flag: boo
 async def _run_socket_mode(app: AsyncApp, config: Config, stop: asyncio.Event) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    settings = config.settings
-    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
-    await _check_app_token(app_token, settings.slack_api_url)
-    handler = AsyncSocketModeHandler(app, app_token)
+    handler = AsyncSocketModeHandler(app, _app_token(config))
     # connect_async() retries forever (e.g. a revoked app token, Slack unreachable), so a
     # SIGTERM meanwhile must cancel it rather than wait for a connection that never comes.
     connecting = asyncio.ensure_future(handler.connect_async())  # type: ignore[no-untyped-call]
@@ -208,6 +208,11 @@ async def _run_socket_mode(app: AsyncApp, config: Config, stop: asyncio.Event) -
         with contextlib.suppress(asyncio.CancelledError):
             await connecting
     await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+def _app_token(config: Config) -> str:
+    token = config.settings.slack_app_token
+    return token.get_secret_value() if token is not None else ""
 
 
 async def _check_app_token(app_token: str, api_url: str) -> None:

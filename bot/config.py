@@ -156,7 +156,8 @@ class CloudflareSettings(BaseModel):
         return self
 
 
-_BUDGET_RULE = "a whole number of requests, at least 1"
+_USER_BUDGET_RULE = "a whole number of requests from 1 to 100000"
+_TOTAL_BUDGET_RULE = "a whole number of requests from 1 to 1000000"
 
 
 class Settings(BaseModel):
@@ -190,10 +191,10 @@ class Settings(BaseModel):
     host: str = Field(default=DEFAULT_HOST, description="an IP address or a host name to listen on")
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="a whole number from 0 to 65535")
     # Cloudflare-calling requests allowed (see bot/throttle.py): per user per minute, for everyone per 5 min.
-    sweep_reads_per_user: int = Field(default=30, ge=1, le=100_000, description=_BUDGET_RULE)
-    sweep_writes_per_user: int = Field(default=10, ge=1, le=100_000, description=_BUDGET_RULE)
-    sweep_reads_total: int = Field(default=300, ge=1, le=1_000_000, description=_BUDGET_RULE)
-    sweep_writes_total: int = Field(default=60, ge=1, le=1_000_000, description=_BUDGET_RULE)
+    sweep_reads_per_user: int = Field(default=30, ge=1, le=100_000, description=_USER_BUDGET_RULE)
+    sweep_writes_per_user: int = Field(default=10, ge=1, le=100_000, description=_USER_BUDGET_RULE)
+    sweep_reads_total: int = Field(default=300, ge=1, le=1_000_000, description=_TOTAL_BUDGET_RULE)
+    sweep_writes_total: int = Field(default=60, ge=1, le=1_000_000, description=_TOTAL_BUDGET_RULE)
 
     @field_validator("slack_api_url")
     @classmethod

@@ -356,7 +356,6 @@ def _print_events(state: FakeSlack, seen: int) -> int:
 
 
 async def _serve_devslack(args: Any) -> None:
-    import sys
 
     from bot.devslack.driver import SlackDriver
 
@@ -364,20 +363,20 @@ async def _serve_devslack(args: Any) -> None:
         bot_token=args.bot_token, host=args.host, port=args.port, trigger_ttl=30.0
     ) as slack:
         print(_banner(slack, args), flush=True)
-        loop = asyncio.get_running_loop()
+        lines = _stdin_lines()
         async with SlackDriver(
             args.bot_url, args.signing_secret, slack, user_id=args.user, channel_id=args.channel
         ) as driver:
             seen = 0
-            reading = loop.run_in_executor(None, sys.stdin.readline)
             while True:
-                done, _ = await asyncio.wait({reading}, timeout=0.2)
-                seen = _print_events(slack.state, seen)
-                if not done:
+                try:
+                    line = await asyncio.wait_for(lines.get(), timeout=0.2)
+                except TimeoutError:
+                    seen = _print_events(slack.state, seen)
                     continue
-                line = reading.result()
-                if not line:  # stdin closed: keep serving the Web API
+                if line is None:  # stdin closed: keep serving the Web API
                     await asyncio.Event().wait()
+                    return
                 command, _, text = line.strip().partition(" ")
                 if command.startswith("/"):
                     driver.command = command
@@ -393,7 +392,27 @@ async def _serve_devslack(args: Any) -> None:
                         )
                 elif command:
                     print("type a slash command, e.g. /sweep help", flush=True)
-                reading = loop.run_in_executor(None, sys.stdin.readline)
+                seen = _print_events(slack.state, seen)
+
+
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Return a queue of the lines typed on stdin (None at its end), read by a daemon thread.
+
+    A daemon thread, not the loop's executor: a blocked read must not keep Ctrl-C from exiting.
+    """
+    import sys
+    import threading
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="devslack-stdin", daemon=True).start()
+    return queue
 
 
 def main(argv: list[str] | None = None) -> int:

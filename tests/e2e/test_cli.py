@@ -165,6 +165,10 @@ MALFORMED: list[tuple[dict[str, str | None], str]] = [
     ({"SWEEP_OPERATORS": " , "}, "SWEEP_OPERATORS"),
     ({"SWEEP_CHANNELS": "general"}, "SWEEP_CHANNELS"),
     ({"SWEEP_CHANNELS": "#incident"}, "SWEEP_CHANNELS"),
+    ({"SWEEP_READS_PER_USER": "lots"}, "SWEEP_READS_PER_USER"),
+    ({"SWEEP_WRITES_PER_USER": "0"}, "SWEEP_WRITES_PER_USER"),
+    ({"SWEEP_READS_TOTAL": "1.5"}, "SWEEP_READS_TOTAL"),
+    ({"SWEEP_WRITES_TOTAL": "1000001"}, "SWEEP_WRITES_TOTAL"),
     ({"SWEEP_LOG_LEVEL": "LOUD"}, "SWEEP_LOG_LEVEL"),
     ({"PORT": "abc"}, "PORT"),
     ({"PORT": "70000"}, "PORT"),
@@ -349,3 +353,81 @@ async def test_serve_names_a_port_in_use_and_a_host_it_cannot_bind(tmp_path: Pat
         # 192.0.2.1 (TEST-NET-1, RFC 5737) is a well-formed address no machine here owns.
         result = await run_async(["serve", "--http", "--host", "192.0.2.1", "--port", "0"], env)
         assert_one_line_naming(result, "--host", "192.0.2.1")
+
+
+# ------------------------------------------------------------------ sweep-bot devslack
+
+
+async def test_devslack_serves_slack_for_serve_and_sends_typed_slash_commands(tmp_path: Path) -> None:
+    from tests.e2e.conftest import BotProcess, bot_env, free_port, wait_until
+
+    bot_port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOUDFLARE_", "SWEEP_"))}
+    devslack = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "bot", "devslack", "--port", "0"],
+        *["--bot-url", f"http://127.0.0.1:{bot_port}/slack/events", "--user", "U0OPERATOR"],
+        env={**base, "PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert devslack.stdin is not None and devslack.stdout is not None
+    output: list[str] = []
+
+    async def read() -> None:
+        assert devslack.stdout is not None
+        while line := await devslack.stdout.readline():
+            output.append(line.decode())
+
+    reader = asyncio.ensure_future(read())
+    try:
+        await wait_until(lambda: "Type a slash command" in "".join(output), timeout=30, what="the banner")
+        banner = "".join(output)
+        # The banner says how to point serve at it; follow it (with this test's simulator).
+        api_url = re.search(r"SLACK_API_URL=(\S+)", banner)
+        token = re.search(r"SLACK_BOT_TOKEN=(\S+)", banner)
+        secret = re.search(r"SLACK_SIGNING_SECRET=(\S+)", banner)
+        assert api_url and token and secret, banner
+        async with running_simulator(SimulatorConfig(token="cli-cloudflare-token")) as sim:
+            env = bot_env(
+                sim_url=str(sim.base_url),
+                slack_url=api_url.group(1),
+                database=tmp_path / "sweep.db",
+                extra={
+                    "SLACK_BOT_TOKEN": token.group(1),
+                    "SLACK_SIGNING_SECRET": secret.group(1),
+                    "CLOUDFLARE_API_TOKEN": "cli-cloudflare-token",
+                    "SWEEP_CHANNELS": "",
+                },
+            )
+            bot = BotProcess(env=env, port=bot_port, log_path=tmp_path / "bot.log")
+            await bot.start()
+            try:
+                devslack.stdin.write(b"/sweep help\n")
+                await devslack.stdin.drain()
+                await wait_until(lambda: "answered HTTP 200" in "".join(output), timeout=30, what="the ack")
+                await wait_until(lambda: "/sweep list" in "".join(output), timeout=30, what="the help text")
+            finally:
+                bot.stop()
+    finally:
+        devslack.terminate()
+        await asyncio.wait_for(devslack.wait(), 10)
+        reader.cancel()
+    assert "Traceback" not in "".join(output)
+
+
+async def test_check_in_socket_mode_also_tries_the_app_token(tmp_path: Path) -> None:
+    config = SimulatorConfig(token="cli-cloudflare-token")
+    async with (
+        running_simulator(config) as sim,
+        running_fake_slack(bot_token="xoxb-cli-test", app_token="xapp-cli-good") as slack,
+    ):
+        env = env_with(tmp_path, {"SLACK_API_URL": slack.api_url, "CLOUDFLARE_BASE_URL": str(sim.base_url)})
+        result = await run_async(["check"], {**env, "SLACK_APP_TOKEN": "xapp-cli-good"})
+        assert result.returncode == 0, result.stderr
+        assert "Socket Mode" in result.stdout and "SLACK_APP_TOKEN may open Socket Mode" in result.stdout
+        result = await run_async(["check"], {**env, "SLACK_APP_TOKEN": "xapp-cli-revoked"})
+        assert config_lines(result) == [
+            "sweep-bot: configuration error: SLACK_APP_TOKEN was refused by Slack (invalid_auth)"
+        ]
+        assert result.returncode == 2 and "revoked" not in result.stderr + result.stdout
