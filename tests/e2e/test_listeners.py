@@ -321,7 +321,8 @@ async def test_cancel_command_cancels_a_real_job_and_every_attempt_is_audited(st
 
     answer = await reply_to(stack, OPERATOR, f"cancel {job_id}")
     assert f"Cancelled job `{job_id}`" in everything(answer)
-    assert "stay moved" in everything(answer)
+    # The job made "elsewhere" is a release: what was already released stays released (issue 10 wording).
+    assert "already released stay released" in everything(answer)
     assert (await job_at_cloudflare(stack, job_id))["status"] == "CANCELLED"
     row = await audited(stack, actor=OPERATOR, action="cancel", job_id=job_id, outcome="ok")
     assert row["channel_id"] == CHANNEL and row["at"]
