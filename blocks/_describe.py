@@ -6,6 +6,7 @@ from datetime import datetime
 
 from blocks._kit import format_time, plural, safe, truncate
 from bot.cloudflare.models import SearchParams
+from bot.draft import FILTER_LABELS
 
 FILTER_VALUE_MAX = 300
 
@@ -29,18 +30,9 @@ _STATUS: dict[str, tuple[str, str]] = {
 GONE_EMOJI = ":wastebasket:"
 GONE_LABEL = "Deleted at Cloudflare"
 
-# (field, label) in display order; anything else set on the params is shown after, under its own name.
+# (field, label) in display order: the draft's filters, then what only a job made elsewhere can set.
 _FILTER_LABELS: tuple[tuple[str, str], ...] = (
-    ("sender", "Sender"),
-    ("recipient", "Recipient"),
-    ("domain", "Domain"),
-    ("subject", "Subject contains"),
-    ("exact_subject", "Subject is exactly"),
-    ("message_id", "Message-ID"),
-    ("alert_id", "Alert ID"),
-    ("query", "Query"),
-    ("final_disposition", "Disposition"),
-    ("delivery_status", "Delivery status"),
+    *FILTER_LABELS.items(),
     ("message_action", "Message action"),
     ("metric", "Metric"),
     ("submissions", "Submissions"),

@@ -16,22 +16,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.cloudflare.models import UNKNOWN_COUNT
+from bot.slack_limits import (
+    BUTTON_TEXT_MAX,
+    BUTTON_VALUE_MAX,
+    CONFIRM_BUTTON_MAX,
+    CONFIRM_TEXT_MAX,
+    CONFIRM_TITLE_MAX,
+    CONTEXT_ELEMENTS_MAX,
+    HEADER_TEXT_MAX,
+    SECTION_FIELD_MAX,
+    SECTION_TEXT_MAX,
+    is_user_id,
+)
 from bot.text import one_line, visible
 
 ELLIPSIS = "…"
 
-SECTION_TEXT_MAX = 3000
-FIELD_TEXT_MAX = 2000
-HEADER_TEXT_MAX = 150
-BUTTON_TEXT_MAX = 75
-BUTTON_VALUE_MAX = 2000
-CONTEXT_ELEMENTS_MAX = 10
-FALLBACK_TEXT_MAX = 3000
-CONFIRM_TITLE_MAX = 100
-CONFIRM_TEXT_MAX = 300
-CONFIRM_BUTTON_MAX = 30
+FALLBACK_SHOWN_MAX = 3000
+"""How much of a message's fallback `text` Sweep sends (Slack's own limit is far higher): notifications
+and screen readers read it, and no Sweep message needs more."""
 
-_SLACK_ID = re.compile(r"^[UW][A-Z0-9]+$")
 _DANGLING_ENTITY = re.compile(r"&[a-z]{0,4}$")
 
 
@@ -89,7 +93,7 @@ def mention(user_id: str | None, *, empty: str = "—") -> str:
     """Render a Slack user id as a mention when it looks like one, else as escaped text."""
     if user_id is None or not user_id:
         return empty
-    if _SLACK_ID.match(user_id):
+    if is_user_id(user_id):
         return f"<@{user_id}>"
     return safe(user_id, 64)
 
@@ -118,7 +122,7 @@ def section(
 
 def fields_section(pairs: list[tuple[str, str]], *, text: str | None = None) -> dict[str, Any]:
     """Return a section of up to 10 `*label*\\nvalue` fields (values already escaped), each ≤ 2000 chars."""
-    fields = [mrkdwn(truncate(f"*{label}*\n{value}", FIELD_TEXT_MAX)) for label, value in pairs[:10]]
+    fields = [mrkdwn(truncate(f"*{label}*\n{value}", SECTION_FIELD_MAX)) for label, value in pairs[:10]]
     block: dict[str, Any] = {"type": "section", "fields": fields}
     if text is not None:
         block["text"] = mrkdwn(truncate(text, SECTION_TEXT_MAX))
@@ -188,7 +192,7 @@ def actions(*elements: dict[str, Any], block_id: str | None = None) -> dict[str,
 
 def message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a message payload: a plain fallback `text` (never empty) and its blocks."""
-    return {"text": truncate(visible(text), FALLBACK_TEXT_MAX) or "Sweep", "blocks": blocks}
+    return {"text": truncate(visible(text), FALLBACK_SHOWN_MAX) or "Sweep", "blocks": blocks}
 
 
 def progress_bar(done: int, total: int, width: int = 20) -> str:

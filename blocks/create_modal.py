@@ -16,9 +16,10 @@ from bot.cloudflare.models import (
     SearchParams,
     SearchResult,
 )
+from bot.draft import COMMENT_MAX, DEFAULT_RANGE, JobDraft
 from bot.forms import ANY_VALUE, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
-from bot.grammar import COMMENT_MAX, DEFAULT_RANGE, JobDraft
 from bot.ids import ActionId, BlockId, CallbackId
+from bot.slack_limits import VIEW_TITLE_MAX
 
 __all__ = [
     "build_create_modal",
@@ -27,8 +28,6 @@ __all__ = [
     "build_result_view",
     "confirmation_word",
 ]
-
-TITLE_MAX = 24
 
 _ACTION_OPTIONS: dict[str, tuple[str, str]] = {
     "MOVE": ("Move messages to a folder", "Junk, Deleted Items, or delete (soft or permanent)."),
@@ -254,9 +253,9 @@ def build_create_modal(
     return {
         "type": "modal",
         "callback_id": CallbackId.CREATE_FORM.value,
-        "title": plain_text("New bulk action", limit=TITLE_MAX),
-        "submit": plain_text("Preview", limit=TITLE_MAX),
-        "close": plain_text("Cancel", limit=TITLE_MAX),
+        "title": plain_text("New bulk action", limit=VIEW_TITLE_MAX),
+        "submit": plain_text("Preview", limit=VIEW_TITLE_MAX),
+        "close": plain_text("Cancel", limit=VIEW_TITLE_MAX),
         "private_metadata": metadata,
         "blocks": blocks,
     }
@@ -296,9 +295,9 @@ def build_preview_view(
     return {
         "type": "modal",
         "callback_id": CallbackId.CREATE_PREVIEW.value,
-        "title": plain_text("Review bulk action", limit=TITLE_MAX),
-        "submit": plain_text(submit, limit=TITLE_MAX),
-        "close": plain_text("Cancel", limit=TITLE_MAX),
+        "title": plain_text("Review bulk action", limit=VIEW_TITLE_MAX),
+        "submit": plain_text(submit, limit=VIEW_TITLE_MAX),
+        "close": plain_text("Cancel", limit=VIEW_TITLE_MAX),
         "private_metadata": metadata,
         "blocks": blocks,
     }
@@ -308,8 +307,8 @@ def _status_view(title: str, text: str, close: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": CallbackId.CREATE_STATUS.value,
-        "title": plain_text(plain(title, TITLE_MAX, empty="Sweep"), limit=TITLE_MAX),
-        "close": plain_text(close, limit=TITLE_MAX),
+        "title": plain_text(plain(title, VIEW_TITLE_MAX, empty="Sweep"), limit=VIEW_TITLE_MAX),
+        "close": plain_text(close, limit=VIEW_TITLE_MAX),
         "blocks": [section(text.strip() or "…")],
     }
 

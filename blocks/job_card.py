@@ -27,11 +27,11 @@ from blocks._kit import (
     section,
 )
 from bot.cloudflare.models import UNKNOWN_COUNT, BulkJob
+from bot.draft import JOB_COMMENT_MAX
 from bot.ids import ActionId, BlockId
 from bot.models import TrackedJob
 from bot.payloads import CancelButtonValue, PayloadError, encode
 
-COMMENT_MAX = 1000
 STATUS_MESSAGE_MAX = 1000
 
 
@@ -156,7 +156,7 @@ def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
         section(f"*Filters*\n{filter_lines(job.search_params)}"),
     ]
     if job.comment and job.comment.strip():
-        quoted = "\n".join(f">{line}" for line in safe_multiline(job.comment, COMMENT_MAX).splitlines())
+        quoted = "\n".join(f">{line}" for line in safe_multiline(job.comment, JOB_COMMENT_MAX).splitlines())
         blocks.append(section(f"*Comment*\n{quoted}"))
     notes: list[str] = []
     if (impossible := _impossible_counts_note(job)) is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +12,8 @@ from pydantic import ValidationError
 from blocks._describe import action_title, filter_lines
 from blocks._kit import message, safe, section
 from bot.cloudflare.models import SearchParams
-
-_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")
+from bot.draft import JOB_COMMENT_MAX
+from bot.slack_limits import is_user_id
 
 
 def build_notice(text: str) -> dict[str, Any]:
@@ -47,7 +46,7 @@ def build_create_not_made(payload: Mapping[str, Any]) -> dict[str, Any]:
     search_params (API form), reason. Every value from it is escaped.
     """
     requester = str(payload.get("requester") or "")
-    mention = f"<@{requester}>" if _SLACK_ID.match(requester) else "Someone"
+    mention = f"<@{requester}>" if is_user_id(requester) else "Someone"
     title = action_title(str(payload.get("action") or ""), payload.get("destination"))
     try:
         params = SearchParams.model_validate(payload.get("search_params") or {})
@@ -61,5 +60,5 @@ def build_create_not_made(payload: Mapping[str, Any]) -> dict[str, Any]:
     )
     blocks = [section(text), section(f"*Filters*\n{filters}")]
     if payload.get("comment"):
-        blocks.append(section(f"*Comment*\n>{safe(str(payload['comment']), 1000)}"))
+        blocks.append(section(f"*Comment*\n>{safe(str(payload['comment']), JOB_COMMENT_MAX)}"))
     return message(text, blocks)

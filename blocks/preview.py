@@ -19,12 +19,11 @@ from blocks._kit import (
     section,
 )
 from bot.cloudflare.models import ActionType, MessageSummary, SearchResult
-from bot.grammar import JobDraft
+from bot.draft import COMMENT_MAX, JobDraft
 from bot.ids import DISMISS_VALUE, ActionId, BlockId
 
 SAMPLES_SHOWN = 5
 SAMPLE_FIELD_MAX = 200
-COMMENT_MAX = 1000
 
 
 def match_phrase(preview: SearchResult, limit: int) -> str:

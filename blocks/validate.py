@@ -13,15 +13,17 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-MESSAGE_BLOCKS_MAX = 50
-MODAL_BLOCKS_MAX = 100
-SECTION_TEXT_MAX = 3000
-SECTION_FIELD_MAX = 2000
-SECTION_FIELDS_MAX = 10
-BUTTON_VALUE_MAX = 2000
-PRIVATE_METADATA_MAX = 3000
-TEXT_OBJECT_MAX = 3000
-FALLBACK_TEXT_MAX = 40000
+from bot.slack_limits import (
+    BUTTON_VALUE_MAX,
+    MESSAGE_BLOCKS_MAX,
+    MESSAGE_TEXT_MAX,
+    MODAL_BLOCKS_MAX,
+    PRIVATE_METADATA_MAX,
+    SECTION_FIELD_MAX,
+    SECTION_FIELDS_MAX,
+    SECTION_TEXT_MAX,
+    TEXT_OBJECT_MAX,
+)
 
 
 class BlockLimitError(ValueError):
@@ -114,8 +116,8 @@ def validate_message(payload: dict[str, Any]) -> None:
     text = payload.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BlockLimitError("message: a plain-text fallback `text` is required")
-    if len(text) > FALLBACK_TEXT_MAX:
-        raise BlockLimitError(f"message: text over {FALLBACK_TEXT_MAX} characters")
+    if len(text) > MESSAGE_TEXT_MAX:
+        raise BlockLimitError(f"message: text over {MESSAGE_TEXT_MAX} characters")
     blocks = payload.get("blocks")
     if blocks is not None:
         _check_blocks(blocks, MESSAGE_BLOCKS_MAX, "blocks")

@@ -7,7 +7,6 @@ analyst sees which field to fix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,17 +14,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.cloudflare.models import ActionType, DeliveryStatus, Destination, Disposition, SearchParams
-from bot.grammar import CLOCK_SKEW, COMMENT_MAX, DEFAULT_RANGE, FIELD_MAX, JobDraft
+from bot.draft import (
+    CLOCK_SKEW,
+    COMMENT_MAX,
+    DEFAULT_RANGE,
+    DRAFT_JSON_MAX,
+    FIELD_MAX,
+    NO_FILTER_REASON,
+    JobDraft,
+    draft_size,
+    first_hidden_character,
+    has_filter,
+    is_message_id,
+)
 from bot.ids import ActionId, BlockId
-from bot.text import INVISIBLE
 
 ANY_VALUE = "any"
 DETECTIONS_VALUE = "detections_only"
-DRAFT_JSON_MAX = 2400
-"""The draft travels in the preview view's private_metadata (≤ 3000 chars with its envelope).
-
-An inline `/sweep move` draft is held to a lower limit by the grammar (it rides in a 2000-char button value).
-"""
 
 TEXT_FIELDS: dict[BlockId, tuple[ActionId, str, int]] = {
     # block: (action, search_params field, max length — the same limits as the inline grammar)
@@ -50,8 +55,6 @@ SELECT_FIELDS: dict[BlockId, tuple[ActionId, str, frozenset[str]]] = {
         frozenset(d.value for d in DeliveryStatus),
     ),
 }
-
-_MESSAGE_ID = re.compile(r"^<?[^\s<>@]+@[^\s<>@]+>?$")
 
 
 class FormErrors(dict[str, str]):
@@ -80,17 +83,6 @@ def _element(state: Mapping[str, Any], block_id: str, action_id: str) -> Mapping
     return element
 
 
-def _bad_characters(text: str, *, multiline: bool) -> bool:
-    for ch in text:
-        if ch in INVISIBLE:
-            return True
-        if "\ud800" <= ch <= "\udfff":  # a lone surrogate cannot be sent to Cloudflare as UTF-8
-            return True
-        if (ch < " " or "\x7f" <= ch <= "\x9f") and not (multiline and ch in "\n\r\t"):
-            return True
-    return False
-
-
 def _text(
     state: Mapping[str, Any], block_id: str, action_id: str, limit: int, *, multiline: bool = False
 ) -> str | None:
@@ -107,7 +99,7 @@ def _text(
         return None
     if len(value) > limit:
         raise _Invalid(f"Too long: {len(value)} characters, at most {limit}.")
-    if _bad_characters(value, multiline=multiline):
+    if first_hidden_character(value, allowed="\n\r\t" if multiline else "") is not None:
         raise _Invalid("Contains control or invisible characters; please retype it.")
     return value
 
@@ -188,7 +180,7 @@ def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | Form
         except _Invalid as error:
             errors[block_id] = str(error)
     message_id = fields.get("message_id")
-    if message_id is not None and not _MESSAGE_ID.match(message_id):
+    if message_id is not None and not is_message_id(message_id):
         errors[BlockId.MESSAGE_ID] = "Not a Message-ID: expected something like <abc123@mail.example.com>."
     for block_id, (action_id, field, allowed) in SELECT_FIELDS.items():
         try:
@@ -230,13 +222,10 @@ def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | Form
         errors[BlockId.COMMENT] = str(error)
         comment = None
 
-    filters_given = any(fields.get(f) is not None for _, f, _ in TEXT_FIELDS.values()) or any(
-        fields.get(f) is not None for _, f, _ in SELECT_FIELDS.values()
-    )
-    if not filters_given and not any(b in errors for b in (*TEXT_FIELDS, *SELECT_FIELDS)):
+    if not has_filter(fields) and not any(b in errors for b in (*TEXT_FIELDS, *SELECT_FIELDS)):
         errors[BlockId.SENDER] = (
             "Give at least one filter (sender, recipient, domain, subject, Message-ID, alert, query, "
-            "disposition or delivery status): a date range alone would match all mail."
+            f"disposition or delivery status): {NO_FILTER_REASON}."
         )
     if errors or action is None:
         return errors
@@ -247,7 +236,7 @@ def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | Form
     except (ValidationError, ValueError, TypeError) as error:
         errors[BlockId.ACTION] = _first_message(error)
         return errors
-    size = len(draft.model_dump_json())
+    size = draft_size(draft)
     if size > DRAFT_JSON_MAX:
         errors[BlockId.COMMENT] = (
             f"The filters and comment are too long together ({size} characters, at most {DRAFT_JSON_MAX}); "

@@ -23,94 +23,59 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.cloudflare.models import (
     ActionType,
-    CreateJobRequest,
     DeliveryStatus,
     Destination,
     Disposition,
     JobStatus,
     SearchParams,
-    format_timestamp,
+    is_job_id,
 )
-from bot.text import INVISIBLE
+from bot.draft import (
+    CLOCK_SKEW,
+    DEFAULT_RANGE,
+    DRAFT_JSON_MAX,
+    EARLIEST,
+    FIELD_MAX,
+    FILTER_KEYS,
+    MAX_RANGE,
+    NO_FILTER_REASON,
+    TEXT_FILTER_KEYS,
+    VALUE_MAX,
+    JobDraft,
+    clip,
+    display_time,
+    draft_size,
+    first_hidden_character,
+    has_filter,
+    is_message_id,
+)
 
 __all__ = [
-    "CLOCK_SKEW",
-    "COMMENT_MAX",
-    "DEFAULT_RANGE",
-    "DRAFT_JSON_MAX",
-    "FIELD_MAX",
-    "FILTER_KEYS",
     "FOLDER_ALIASES",
     "HELP_EXAMPLES",
     "KEY_ALIASES",
-    "REQUEST_COMMENT_MAX",
-    "SETTABLE_SEARCH_FIELDS",
     "SUBCOMMANDS",
     "TEXT_MAX",
     "USAGE",
     "USAGE_BY_COMMAND",
-    "VALUE_MAX",
     "CancelCommand",
     "Command",
     "CreateCommand",
     "HelpCommand",
-    "JobDraft",
     "ListCommand",
     "NewCommand",
     "StatusCommand",
     "UsageError",
     "WatchCommand",
     "parse_command",
-    "validate_draft",
 ]
 
-DEFAULT_RANGE = timedelta(days=7)
-"""The search window when no date is given (the modal uses the same)."""
-CLOCK_SKEW = timedelta(minutes=5)
-"""How far in the future a date may be before it is refused (clocks differ a little)."""
-MAX_SINCE = timedelta(days=3650)
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 TEXT_MAX = 4000
 """The longest command text accepted."""
-COMMENT_MAX = 500
-REQUEST_COMMENT_MAX = 1900
-"""Cloudflare allows 2000; the client appends a request tag (`[sweep:…]`) to the comment."""
-DRAFT_JSON_MAX = 1800
-"""A draft travels in the inline preview's Confirm button value (≤ 2000 chars with its envelope)."""
-
-# Per-value limits, the same as the modal's fields.
-FIELD_MAX: dict[str, int] = {
-    "sender": 254,
-    "recipient": 254,
-    "domain": 253,
-    "subject": 200,
-    "exact_subject": 200,
-    "message_id": 250,
-    "alert_id": 100,
-    "query": 500,
-    "comment": COMMENT_MAX,
-}
-VALUE_MAX = 500
-"""The cap on any other value (dates, enum names, folders)."""
-
-FILTER_KEYS: tuple[str, ...] = (
-    "sender",
-    "recipient",
-    "domain",
-    "subject",
-    "exact_subject",
-    "message_id",
-    "alert_id",
-    "query",
-    "final_disposition",
-    "delivery_status",
-)
-"""The keys that narrow a search; at least one is required (dates alone would match all mail)."""
-_TEXT_KEYS = FILTER_KEYS[:8]
 _CREATE_KEYS: tuple[str, ...] = (*FILTER_KEYS, "start", "end", "since", "detections_only", "comment", "to")
 KEY_ALIASES: dict[str, str] = {
     "from": "sender",
@@ -219,8 +184,6 @@ HELP_EXAMPLES: tuple[tuple[str, str], ...] = (
 
 _QUOTES = frozenset('"\u201c\u201d\u201e')
 _KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,40}$")
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_MESSAGE_ID_RE = re.compile(r"^<?[^\s<>@]+@[^\s<>@]+>?$")
 _DATE_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
@@ -244,152 +207,6 @@ class UsageError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-# ---------------------------------------------------------------- the draft
-
-
-class JobDraft(BaseModel):
-    """A bulk job the analyst described but has not confirmed yet (from `/sweep move …` or the modal)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    action: ActionType
-    destination: Destination | None = None
-    search_params: SearchParams
-    comment: str | None = None
-
-    @field_validator("search_params", mode="after")
-    @classmethod
-    def _whole_seconds(cls, params: SearchParams) -> SearchParams:
-        # The API's timestamp form has whole seconds in UTC; normalising here makes drafts round-trip.
-        update: dict[str, datetime] = {}
-        for name in ("start", "end"):
-            value = getattr(params, name)
-            if value is None:
-                continue
-            if value.tzinfo is not UTC or value.microsecond:
-                aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-                update[name] = aware.astimezone(UTC).replace(microsecond=0)
-        return params.model_copy(update=update) if update else params
-
-    @model_validator(mode="after")
-    def _check(self) -> JobDraft:
-        if self.action is ActionType.MOVE and self.destination is None:
-            raise ValueError("a move needs a destination folder")
-        if self.action is ActionType.RELEASE and self.destination is not None:
-            raise ValueError("a release takes no destination folder")
-        if self.search_params.detections_only is None:
-            raise ValueError("detections_only must be chosen explicitly (the API defaults it to true)")
-        if (problem := self.search_params.range_error()) is not None:
-            raise ValueError(problem)
-        if not any(getattr(self.search_params, key) is not None for key in FILTER_KEYS):
-            raise ValueError("at least one filter is required: a date range alone would match all mail")
-        return self
-
-    @property
-    def is_permanent(self) -> bool:
-        """Return True when the job deletes mail for good (a move to RecoverableItemsPurges)."""
-        return self.action is ActionType.MOVE and self.destination is Destination.RECOVERABLE_ITEMS_PURGES
-
-    @property
-    def needs_strong_confirmation(self) -> bool:
-        """Return True when confirming must take more than a click (a permanent delete or a release)."""
-        return self.is_permanent or self.action is ActionType.RELEASE
-
-    def summary_filters(self) -> list[tuple[str, str]]:
-        """Return (label, value) pairs of the search, in display order (plain text, not escaped)."""
-        params = self.search_params
-        pairs: list[tuple[str, str]] = []
-        for key in FILTER_KEYS:
-            value = getattr(params, key)
-            if value is not None:
-                pairs.append((_FILTER_LABELS[key], str(value)))
-        if params.start is not None:
-            pairs.append(("From", _display_time(params.start)))
-        if params.end is not None:
-            pairs.append(("Until", _display_time(params.end)))
-        if params.detections_only is not None:
-            pairs.append(("Detections only", "yes" if params.detections_only else "no"))
-        return pairs
-
-    def to_request(self, *, requester_label: str, channel_label: str) -> CreateJobRequest:
-        """Build the Cloudflare request; its comment records who asked, where, and the analyst's comment."""
-        comment = f"Sweep: requested by {_clip(requester_label, 100)} in {_clip(channel_label, 100)}"
-        if self.comment and self.comment.strip():
-            comment += " \u2014 " + self.comment.strip()
-        return CreateJobRequest(
-            action=self.action,
-            destination=self.destination,
-            search_params=self.search_params,
-            comment=_clip(comment, REQUEST_COMMENT_MAX),
-        )
-
-
-#: The search fields a person can set from `/sweep …` or the form; anything else in a draft is forged.
-SETTABLE_SEARCH_FIELDS = frozenset((*FILTER_KEYS, "start", "end", "detections_only"))
-
-
-def validate_draft(draft: JobDraft) -> str | None:
-    """Return why a stored draft could not have been typed (same rules as typed input), or None.
-
-    The model's own rules (a filter, a destination for a move, a sane range) hold already; this adds
-    what the parsers check on the way in: known fields only, value lengths, no blank values, no
-    invisible or control characters, and dates inside the searchable range.
-    """
-    params = draft.search_params
-    extra = sorted(set(params.model_dump(exclude_none=True)) - SETTABLE_SEARCH_FIELDS)
-    if extra:
-        return f"the search sets fields no Sweep form can set: {', '.join(extra)}"
-    for key in _TEXT_KEYS:
-        value = getattr(params, key)
-        if value is None:
-            continue
-        text = str(value)
-        if not text.strip():
-            return f"`{key}` is blank"
-        if len(text) > FIELD_MAX.get(key, VALUE_MAX):
-            return f"`{key}` is longer than {FIELD_MAX.get(key, VALUE_MAX)} characters"
-        try:
-            _check_characters(text)
-        except UsageError as error:
-            return f"`{key}`: {error.message}"
-    if draft.comment is not None:
-        if len(draft.comment) > COMMENT_MAX:
-            return f"the comment is longer than {COMMENT_MAX} characters"
-        try:
-            _check_characters(draft.comment)
-        except UsageError as error:
-            return f"the comment: {error.message}"
-    for name in ("start", "end"):
-        moment = getattr(params, name)
-        if moment is not None and moment < EARLIEST:
-            return f"`{name}` is before {EARLIEST:%Y-%m-%d}"
-    if params.start is not None and params.end is not None and params.end - params.start > MAX_SINCE:
-        return f"the date range is longer than {MAX_SINCE.days} days"
-    return None
-
-
-_FILTER_LABELS: dict[str, str] = {
-    "sender": "Sender",
-    "recipient": "Recipient",
-    "domain": "Domain",
-    "subject": "Subject contains",
-    "exact_subject": "Subject is exactly",
-    "message_id": "Message-ID",
-    "alert_id": "Alert ID",
-    "query": "Query",
-    "final_disposition": "Disposition",
-    "delivery_status": "Delivery status",
-}
-
-
-def _display_time(value: datetime) -> str:
-    return format_timestamp(value).replace("T", " ").replace("Z", " UTC")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 # ---------------------------------------------------------------- commands
@@ -455,16 +272,14 @@ class _Word:
 
 
 def _check_characters(text: str) -> None:
-    for position, ch in enumerate(text):
-        if ch in "\t\n\r":
-            continue
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cs") or ch in INVISIBLE:
-            name = unicodedata.name(ch, "control character")
-            raise UsageError(
-                f"the command contains an invisible or control character (U+{ord(ch):04X} {name}) "
-                f"at position {position + 1}; retype it without that character"
-            )
+    position = first_hidden_character(text)
+    if position is not None:
+        ch = text[position]
+        name = unicodedata.name(ch, "control character")
+        raise UsageError(
+            f"the command contains an invisible or control character (U+{ord(ch):04X} {name}) "
+            f"at position {position + 1}; retype it without that character"
+        )
 
 
 def _tokenize(text: str) -> list[_Word]:
@@ -533,7 +348,7 @@ def _join_spaced_values(words: list[_Word]) -> list[_Word]:
 
 
 def _snippet(text: str, limit: int = 40) -> str:
-    return _clip(text, limit)
+    return clip(text, limit)
 
 
 def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str | None:
@@ -637,7 +452,7 @@ def _parse_job_id(subcommand: str, words: list[_Word]) -> str:
     if word.key is not None and word.key.lower() in ("job", "job_id", "id"):
         raw = word.value
     candidate = _clean_value(raw).strip("`*_~").lower()
-    if not _UUID_RE.match(candidate):
+    if not is_job_id(candidate):
         raise UsageError(
             f"{_snippet(word.raw)!r} is not a job id: a job id is a UUID like "
             "0b8c2a4e-6f1d-4c3b-9a7e-2d5f8e1c3b90 (see `/sweep list`)",
@@ -719,10 +534,10 @@ def _parse_create(action: ActionType, words: list[_Word], *, now: datetime) -> J
     else:
         destination = _folder(found["to"], usage)
 
-    fields: dict[str, Any] = {key: found[key] for key in _TEXT_KEYS if key in found}
+    fields: dict[str, Any] = {key: found[key] for key in TEXT_FILTER_KEYS if key in found}
     if "domain" in fields:
         fields["domain"] = fields["domain"].lstrip("@") or fields["domain"]
-    if "message_id" in fields and not _MESSAGE_ID_RE.match(fields["message_id"]):
+    if "message_id" in fields and not is_message_id(fields["message_id"]):
         raise UsageError(
             f"{_snippet(fields['message_id'])!r} is not a Message-ID: expected something like "
             "<abc123@mail.example.com>",
@@ -732,10 +547,9 @@ def _parse_create(action: ActionType, words: list[_Word], *, now: datetime) -> J
         fields["final_disposition"] = _disposition(found["final_disposition"], usage)
     if "delivery_status" in found:
         fields["delivery_status"] = _delivery(found["delivery_status"], usage)
-    if not any(key in fields for key in FILTER_KEYS):
+    if not has_filter(fields):
         raise UsageError(
-            "give at least one filter (" + ", ".join(f"{k}:" for k in FILTER_KEYS) + "): "
-            "a date range alone would match all mail",
+            "give at least one filter (" + ", ".join(f"{k}:" for k in FILTER_KEYS) + "): " + NO_FILTER_REASON,
             usage,
         )
 
@@ -749,7 +563,7 @@ def _parse_create(action: ActionType, words: list[_Word], *, now: datetime) -> J
         draft = JobDraft(action=action, destination=destination, search_params=params, comment=comment)
     except (ValidationError, ValueError) as error:
         raise UsageError(f"these filters cannot make a job: {_first_error(error)}", usage) from error
-    size = len(draft.model_dump_json(exclude_none=True))
+    size = draft_size(draft)
     if size > DRAFT_JSON_MAX:
         raise UsageError(
             f"the filters and comment are too long together ({size} characters encoded, at most "
@@ -822,11 +636,11 @@ def _date_range(found: dict[str, str], *, now: datetime, usage: str) -> tuple[da
         if end <= start:
             raise UsageError(
                 f"end:{_snippet(found['end'])} is before the default start (7 days ago, "
-                f"{_display_time(start)}); give start: too",
+                f"{display_time(start)}); give start: too",
                 usage,
             )
     if end <= start:
-        end_text = f"end:{_snippet(found['end'])}" if "end" in found else f"now ({_display_time(end)})"
+        end_text = f"end:{_snippet(found['end'])}" if "end" in found else f"now ({display_time(end)})"
         raise UsageError(f"{end_text} is not after start:{_snippet(found['start'])}", usage)
     return start, end
 
@@ -844,8 +658,8 @@ def _duration(value: str, usage: str) -> timedelta:
     if minutes == 0:
         raise UsageError("`since:` must be more than zero", usage)
     duration = timedelta(minutes=minutes)
-    if duration > MAX_SINCE:
-        raise UsageError(f"`since:` is at most {MAX_SINCE.days}d", usage)
+    if duration > MAX_RANGE:
+        raise UsageError(f"`since:` is at most {MAX_RANGE.days}d", usage)
     return duration
 
 

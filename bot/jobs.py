@@ -28,7 +28,7 @@ from bot.cloudflare.models import (
     SearchResult,
 )
 from bot.creates import CreateResolver
-from bot.grammar import JobDraft, validate_draft
+from bot.draft import JobDraft, validate_draft
 from bot.models import AuditAction, AuditEntry, TrackedJob
 from bot.store import IntentState, PreviewRecord, PreviewState, Store
 from bot.throttle import BudgetKind, RequestBudgets, ThrottledError

@@ -21,11 +21,11 @@ from pydantic import (
     model_validator,
 )
 
-from bot.grammar import JobDraft
+from bot.cloudflare.models import is_job_id
+from bot.draft import JobDraft
+from bot.slack_limits import BUTTON_VALUE_MAX, PRIVATE_METADATA_MAX
 
 __all__ = [
-    "BUTTON_VALUE_MAX",
-    "PRIVATE_METADATA_MAX",
     "CancelButtonValue",
     "ConfirmCreateValue",
     "ListPageValue",
@@ -37,10 +37,6 @@ __all__ = [
     "encode",
 ]
 
-BUTTON_VALUE_MAX = 2000
-PRIVATE_METADATA_MAX = 3000
-
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _API_NAME_RE = re.compile(r"^[A-Za-z_-]{1,32}$")
 _INCOMING = "incoming"
 SlackId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]
@@ -75,7 +71,7 @@ class CancelButtonValue(Payload):
     @classmethod
     def _uuid_when_read(cls, value: str, info: ValidationInfo) -> str:
         # Building a card for an odd id must not fail; reading one back must be a real job id.
-        if _incoming(info) and not _UUID_RE.match(value):
+        if _incoming(info) and not is_job_id(value):
             raise ValueError("not a job id")
         return value
 

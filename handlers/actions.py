@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.create_modal import build_create_modal
 from blocks.job_list import build_job_list
 from blocks.notice import build_notice
-from bot.grammar import JobDraft
+from bot.draft import JobDraft
 from bot.ids import ActionId
 from bot.payloads import (
     CancelButtonValue,

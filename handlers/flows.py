@@ -12,7 +12,7 @@ from typing import Any
 from blocks._kit import safe
 from blocks.notice import build_notice
 from bot.cloudflare.errors import CloudflareError, NotFoundError
-from bot.grammar import JobDraft
+from bot.draft import JobDraft
 from bot.jobs import CreateOutcome, CreateStatus
 from bot.policy import Operation
 from handlers._common import Reply, Services, error_message, refuse, reply_ephemeral

@@ -7,6 +7,7 @@ Requests are validated strictly before anything is sent.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
@@ -19,6 +20,16 @@ from pydantic import (
     PlainSerializer,
     model_validator,
 )
+
+#: The longest `comment` Cloudflare keeps on a bulk job (a request with a longer one is refused).
+JOB_COMMENT_MAX = 2000
+
+_JOB_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_job_id(text: object) -> bool:
+    """Return True when `text` has the shape of a bulk job id (a UUID, either case)."""
+    return isinstance(text, str) and _JOB_ID.match(text) is not None
 
 
 class ActionType(StrEnum):
@@ -324,7 +335,7 @@ class CreateJobRequest(BaseModel):
     action: ActionType
     search_params: SearchParams
     destination: Destination | None = None
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=JOB_COMMENT_MAX)
 
     @model_validator(mode="after")
     def _check_destination(self) -> CreateJobRequest:

@@ -22,7 +22,7 @@ from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy, ta
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
 from bot.creates import MISSES_TO_FAIL, CreateResolver
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
-from bot.grammar import JobDraft
+from bot.draft import JobDraft
 from bot.ids import EventType
 from bot.jobs import CreateStatus, JobService
 from bot.notifier import Notifier

@@ -43,7 +43,8 @@ from bot.cloudflare.models import (
     SearchParams,
     SearchResult,
 )
-from bot.grammar import JobDraft, UsageError
+from bot.draft import JobDraft
+from bot.grammar import UsageError
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.models import TrackedJob
 from bot.payloads import CancelButtonValue, ListPageValue, decode
@@ -979,10 +980,15 @@ def assert_nothing_invisible(payload: Any) -> None:
 
 
 def test_one_definition_of_invisible_characters_is_used_by_the_grammar_the_form_and_the_blocks() -> None:
+    import bot.draft
     import bot.forms
     import bot.grammar
 
-    assert bot.grammar.INVISIBLE is INVISIBLE and bot.forms.INVISIBLE is INVISIBLE
+    # The grammar and the form refuse through the draft's one check, and it reads this one set.
+    assert bot.draft.INVISIBLE is INVISIBLE
+    check = bot.draft.first_hidden_character
+    assert bot.grammar.first_hidden_character is check and bot.forms.first_hidden_character is check
+    assert all(check(f"a{ch}b") == 1 for ch in INVISIBLE)
     brief = {
         *"\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
         *"\u200b\u200c\u200d\u200e\u200f\ufeff\u2060",

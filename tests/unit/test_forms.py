@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 
 from blocks.create_modal import build_create_modal, build_preview_view
 from bot.cloudflare.models import ActionType, Destination, SearchParams, SearchResult
+from bot.draft import DRAFT_JSON_MAX, JobDraft
 from bot.forms import (
-    DRAFT_JSON_MAX,
     FormErrors,
     confirmation_errors,
     parse_confirmation,
     parse_create_form,
 )
-from bot.grammar import JobDraft
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.payloads import ModalMetadata, decode, encode
 

@@ -9,18 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.cloudflare.models import ActionType, DeliveryStatus, Destination, Disposition, SearchParams
+from bot.draft import DRAFT_JSON_MAX, FILTER_KEYS, REQUEST_COMMENT_MAX, JobDraft
 from bot.grammar import (
-    DRAFT_JSON_MAX,
-    FILTER_KEYS,
     FOLDER_ALIASES,
     HELP_EXAMPLES,
-    REQUEST_COMMENT_MAX,
     TEXT_MAX,
     USAGE,
     CancelCommand,
     CreateCommand,
     HelpCommand,
-    JobDraft,
     ListCommand,
     NewCommand,
     StatusCommand,
@@ -363,6 +360,12 @@ def test_combined_values_too_long_for_a_button() -> None:
         + "r" * 254
         + '" sender:"'
         + "x" * 254
+        + '" domain:"'
+        + "d" * 253
+        + '" message_id:"<'
+        + "m" * 240
+        + '@x>" alert_id:"'
+        + "a" * 100
         + '" comment:"'
         + "c" * 500
         + '" to:junk'

@@ -11,10 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.cloudflare.models import ActionType, Destination, SearchParams
-from bot.grammar import CreateCommand, JobDraft, parse_command
+from bot.draft import JobDraft
+from bot.grammar import CreateCommand, parse_command
 from bot.payloads import (
-    BUTTON_VALUE_MAX,
-    PRIVATE_METADATA_MAX,
     CancelButtonValue,
     ConfirmCreateValue,
     ListPageValue,
@@ -25,6 +24,7 @@ from bot.payloads import (
     decode,
     encode,
 )
+from bot.slack_limits import BUTTON_VALUE_MAX, PRIVATE_METADATA_MAX
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 JOB = "0b8c2a4e-6f1d-4c3b-9a7e-2d5f8e1c3b90"
