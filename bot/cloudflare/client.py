@@ -26,8 +26,10 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from bot.backoff import capped_exponential
 from bot.cloudflare import errors
 from bot.cloudflare.models import (
+    JOB_COMMENT_MAX,
     SEARCHABLE_DISPOSITIONS,
     BulkJob,
     CreateJobRequest,
@@ -38,6 +40,7 @@ from bot.cloudflare.models import (
     SearchParams,
     SearchResult,
     format_timestamp,
+    is_job_id,
 )
 from bot.config import CloudflareSettings
 
@@ -54,7 +57,6 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 MAX_PER_PAGE = 1000
-MAX_COMMENT_LENGTH = 2000
 USER_AGENT = "sweep/0.1 (+https://github.com/; httpx)"
 
 logger = logging.getLogger("sweep.cloudflare")
@@ -66,7 +68,6 @@ rate_limit_hook: contextvars.ContextVar[RateLimitHook | None] = contextvars.Cont
     "cloudflare_rate_limit_hook", default=None
 )
 
-_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -136,7 +137,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Return the delay after failed try number `attempt` (1-based): capped exponential with jitter."""
-        delay = min(self.base_delay * 2.0 ** max(attempt - 1, 0), self.max_delay)
+        delay = capped_exponential(self.base_delay, attempt - 1, cap=self.max_delay)
         return delay * (1 - self.jitter * random.random())  # noqa: S311 - jitter, not cryptography
 
 
@@ -234,7 +235,7 @@ def _validate_per_page(per_page: int) -> None:
 
 
 def _validate_job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not _UUID_RE.match(job_id):
+    if not is_job_id(job_id):
         raise errors.InvalidRequestError(f"not a job id (expected a UUID): {str(job_id)[:64]!r}")
     return job_id.lower()
 
@@ -317,25 +318,15 @@ class CloudflareClient:
         if body.get("search_params", {}).get("detections_only") is None:
             raise errors.InvalidRequestError("search_params.detections_only must be chosen explicitly")
         path = self._bulk_path()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                envelope = self._unwrap(
-                    await self._send("POST", self._url(path), json=body, attempt=attempt), "POST /" + path
-                )
-                return self._model(BulkJob, envelope.result, "job")
-            except errors.RateLimitedError as exc:
-                # A 429 is unambiguous: the job was not created, so wait and send it again.
-                await self._wait_rate_limit(exc, attempt)
-            except (errors.ServerError, errors.TransportError, errors.ResponseFormatError) as exc:
-                if self._nothing_sent(exc):
-                    if attempt >= self._retry.max_attempts:
-                        exc.attempts = attempt
-                        raise
-                    await self._sleep(self._retry.backoff(attempt))
-                    continue
-                return await self._resolve_ambiguous_create(tag, exc, path)
+        try:
+            # The one retry loop, told that a try Cloudflare may have acted on must not be repeated:
+            # it still waits out a 429 and resends what never left, and raises anything else.
+            envelope = await self._call("POST", path, json=body, retry_ambiguous=False)
+            return self._model(BulkJob, envelope.result, "job")
+        except (errors.ServerError, errors.TransportError, errors.ResponseFormatError) as exc:
+            if self._nothing_sent(exc):
+                raise  # never reached Cloudflare, on any try: definitely no job
+            return await self._resolve_ambiguous_create(tag, exc, path)
 
     async def _resolve_ambiguous_create(self, tag: str, exc: errors.CloudflareError, path: str) -> BulkJob:
         """Look for the tag once after an ambiguous create; raise CreateOutcomeUnknownError if not found."""
@@ -560,7 +551,9 @@ class CloudflareClient:
             url = self._poll_url(path, query, location)
             polls += 1
             if polls > self._retry.max_polls:
-                error = errors.TimeoutError(f"search still running after {self._retry.max_polls} polls")
+                error = errors.RequestTimeoutError(
+                    f"search still running after {self._retry.max_polls} polls"
+                )
                 error.attempts = polls
                 raise error
             wait = parse_retry_after(envelope.headers.get("retry-after"))
@@ -600,9 +593,9 @@ class CloudflareClient:
         if comment and marker in comment:
             return comment
         stamped = f"{comment} {marker}" if comment else marker
-        if len(stamped) > MAX_COMMENT_LENGTH:
+        if len(stamped) > JOB_COMMENT_MAX:
             raise errors.InvalidRequestError(
-                f"comment too long: at most {MAX_COMMENT_LENGTH - len(marker) - 1} characters"
+                f"comment too long: at most {JOB_COMMENT_MAX - len(marker) - 1} characters"
             )
         return stamped
 
@@ -635,7 +628,7 @@ class CloudflareClient:
                 response = await self._http.request(method, url, json=json, headers=self._headers())
         except httpx.TimeoutException as exc:
             logger.warning("%s timed out (attempt %d)", what, attempt)
-            raise errors.TimeoutError(f"{what} timed out ({type(exc).__name__})") from exc
+            raise errors.RequestTimeoutError(f"{what} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             logger.warning("%s failed: %s (attempt %d)", what, type(exc).__name__, attempt)
             raise errors.TransportError(f"{what} could not reach Cloudflare ({type(exc).__name__})") from exc
@@ -743,8 +736,14 @@ class CloudflareClient:
         json: Any = None,
         state: _CallState | None = None,
         job_list: bool = False,
+        retry_ambiguous: bool = True,
     ) -> _Envelope:
-        """Send a retry-safe request: retry 429 (honouring Retry-After), 5xx and transport failures."""
+        """Send a request, retrying 429 (honouring Retry-After), 5xx and transport failures.
+
+        With `retry_ambiguous=False` (a create) only what Cloudflare cannot have acted on is retried:
+        a 429, or a request that never left; a failure after sending is raised at once for the caller
+        to resolve.
+        """
         state = state or _CallState()
         url = path_or_url if isinstance(path_or_url, httpx.URL) else self._url(path_or_url)
         what = f"{method} /{url.path.removeprefix(self._base_url.path)}"
@@ -759,6 +758,8 @@ class CloudflareClient:
             except (errors.ServerError, errors.TransportError) as exc:
                 if not self._nothing_sent(exc):
                     state.ambiguous_failures += 1
+                    if not retry_ambiguous:
+                        raise
                 if attempt >= self._retry.max_attempts:
                     exc.attempts = attempt
                     raise

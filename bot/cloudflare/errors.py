@@ -106,8 +106,8 @@ class TransportError(CloudflareError):
     """No usable answer: connection failed or timed out."""
 
 
-class TimeoutError(TransportError):  # noqa: A001 - deliberate: the client's own timeout kind
-    """The request timed out."""
+class RequestTimeoutError(TransportError):
+    """The request timed out (or a search was still running after every poll)."""
 
 
 class ResponseFormatError(CloudflareError):

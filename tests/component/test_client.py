@@ -298,7 +298,7 @@ async def test_latency_beyond_the_timeout_is_a_timeout_error(
     await fault(control, latency=1.0, count=2)
     async with httpx.AsyncClient(timeout=0.2) as http:
         client = make(http, simulator, account_id, sleeps, retry=replace(POLICY, max_attempts=2))
-        with pytest.raises(errors.TimeoutError):
+        with pytest.raises(errors.RequestTimeoutError):
             await client.list_jobs()
     assert client.api_calls == 2
 
@@ -456,7 +456,7 @@ async def test_timeouts_are_retried_then_raise_timeout_error(
     await fault(control, latency=1.0, method="GET")
     async with httpx.AsyncClient(timeout=0.2) as http:
         client = make(http, simulator, account_id, sleeps, retry=replace(POLICY, max_attempts=2))
-        with pytest.raises(errors.TimeoutError):
+        with pytest.raises(errors.RequestTimeoutError):
             await client.get_job(job_id)
     assert client.api_calls == 2
     assert sleeps.delays == [0.5]

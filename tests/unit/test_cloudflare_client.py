@@ -314,7 +314,7 @@ async def test_connect_errors_raise_transport_error() -> None:
     client = make_client(handler, retry=replace(POLICY, max_attempts=3))
     with pytest.raises(errors.TransportError) as caught:
         await client.list_jobs()
-    assert not isinstance(caught.value, errors.TimeoutError)
+    assert not isinstance(caught.value, errors.RequestTimeoutError)
     assert client.api_calls == 3
 
 
@@ -470,6 +470,58 @@ async def test_create_connect_error_sent_nothing_so_retries_without_lookup() -> 
     assert len(fake.jobs) == 1
 
 
+async def test_create_that_never_leaves_gives_up_after_max_attempts_without_lookup() -> None:
+    fake = FakeJobs()
+    fake.create_script = ["connect"] * 10
+    sleep = Recorder()
+    client = make_client(fake.handler, sleep=sleep, retry=replace(POLICY, max_attempts=3))
+    with pytest.raises(errors.TransportError) as caught:
+        await client.create_job(move_request(), request_tag="t11")
+    assert not isinstance(caught.value, errors.CreateOutcomeUnknownError)
+    assert caught.value.attempts == 3
+    assert [r.method for r in fake.requests] == ["POST", "POST", "POST"]
+    assert len(sleep.delays) == 2, "the shared loop's backoff between tries"
+
+
+async def test_create_5xx_after_sending_is_not_retried_by_the_loop_but_looked_up_once() -> None:
+    fake = FakeJobs()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            fake.handler(request)  # Cloudflare made the job, then the answer was a 502
+            return failure(502, 10502, "bad gateway")
+        return fake.handler(request)
+
+    client = make_client(handler)
+    job = await client.create_job(move_request(), request_tag="t12")
+    assert job.job_id == fake.jobs[0]["job_id"]
+    assert [r.method for r in fake.requests] == ["POST", "GET"]
+
+
+async def test_create_429_is_told_to_the_rate_limit_hook_and_retried() -> None:
+    events: list[str] = []
+
+    async def hook(seconds: float) -> None:
+        events.append(f"told {seconds:g}")
+
+    async def sleep(delay: float) -> None:
+        events.append(f"slept {delay:g}")
+
+    fake = FakeJobs()
+    answers = [failure(429, 10429, "slow", **{"Retry-After": "4"})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and answers:
+            return answers.pop(0)
+        return fake.handler(request)
+
+    client = make_client(handler, sleep=sleep)
+    rate_limit_hook.set(hook)
+    await client.create_job(move_request(), request_tag="t13")
+    assert events == ["told 4", "slept 4"]
+    assert len(fake.jobs) == 1
+
+
 async def test_create_unreadable_2xx_returns_the_created_job() -> None:
     fake = FakeJobs()
     calls: list[str] = []
@@ -552,7 +604,7 @@ async def test_search_202_polling_is_bounded() -> None:
         )
 
     client = make_client(handler, retry=replace(POLICY, max_polls=3))
-    with pytest.raises(errors.TimeoutError, match="still running after 3 polls"):
+    with pytest.raises(errors.RequestTimeoutError, match="still running after 3 polls"):
         await client.search_messages(SearchParams(detections_only=True))
     assert client.api_calls == 4
 
@@ -643,7 +695,7 @@ async def test_waiting_too_long_for_a_request_slot_is_a_timeout_that_sent_nothin
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     blocking = asyncio.ensure_future(client.get_job(first))
     await asyncio.wait_for(holding.wait(), 5)  # the first request holds the only slot
-    with pytest.raises(errors.TimeoutError) as caught:
+    with pytest.raises(errors.RequestTimeoutError) as caught:
         await asyncio.wait_for(client.get_job(second), 5)
     assert isinstance(caught.value.__cause__, httpx.PoolTimeout)
     assert "PoolTimeout" in str(caught.value)
