@@ -38,6 +38,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient
 from bot.config import (
     OAUTH_CONFLICT,
@@ -58,7 +59,7 @@ from bot.inbound import (
     check_shape,
     verify_signature,
 )
-from bot.jobs import JobService, utc_now
+from bot.jobs import JobService
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort

@@ -1,4 +1,9 @@
-"""The one backoff rule: capped exponential, `base × 2**attempt`, never above `cap`."""
+"""The one backoff rule: capped exponential, `base × 2**attempt`, never above `cap`.
+
+Used by the tracker, the notifier, the create resolver and the Cloudflare client (which adds its own
+jitter). Dependency-free on purpose: `bot/cloudflare/` imports nothing of the bot but `bot.config` and
+this module, so keep it that way (no import of anything else here).
+"""
 
 from __future__ import annotations
 

@@ -42,7 +42,6 @@ __all__ = [
     "JobService",
     "Preview",
     "PreviewUnusableError",
-    "utc_now",
 ]
 
 log = logging.getLogger("sweep.jobs")

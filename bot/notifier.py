@@ -33,11 +33,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from blocks.job_card import build_job_card, build_transition_reply
 from blocks.notice import build_create_not_made
+from bot.backoff import capped_exponential
+from bot.clock import Clock, utc_now
 from bot.ids import EventType
 from bot.models import TrackedJob
 from bot.slack_port import (
@@ -52,12 +54,6 @@ from bot.store import OutboxItem, OutboxKind, OutboxState, Store
 __all__ = ["Notifier", "card_metadata", "transition_metadata"]
 
 log = logging.getLogger("sweep.notifier")
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def card_metadata(job_id: str) -> dict[str, Any]:
@@ -112,7 +108,7 @@ class Notifier:
         slack: SlackPort,
         *,
         min_edit_interval: float = 2.5,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         batch: int = 100,
         base_backoff: float = 1.0,
         max_backoff: float = 300.0,
@@ -332,7 +328,7 @@ class Notifier:
     ) -> None:
         now = self._clock()
         if due_at is None:
-            delay = min(self._base_backoff * 2.0 ** max(item.attempts, 0), self._max_backoff)
+            delay = capped_exponential(self._base_backoff, item.attempts, cap=self._max_backoff)
             due_at = now + timedelta(seconds=delay)
         ambiguous = attempt.ambiguous and item.kind is not OutboxKind.CARD_UPDATE
         log.warning(

@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol
 
+from bot.backoff import capped_exponential
+from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient
 from bot.cloudflare.errors import CloudflareError, NotFoundError, RateLimitedError
 from bot.cloudflare.models import ACTIVE_STATUSES, BulkJob, is_terminal
@@ -36,14 +37,9 @@ __all__ = ["TickReport", "Tracker"]
 
 log = logging.getLogger("sweep.tracker")
 
-Clock = Callable[[], datetime]
 PER_PAGE = 1000
 # Statuses in the order a job moves through them (a job can only go right).
 _ORDER = tuple(str(s) for s in ACTIVE_STATUSES)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Wakeable(Protocol):
@@ -90,7 +86,7 @@ class Tracker:
         client: CloudflareClient,
         *,
         poll_seconds: float,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         notifier: Wakeable | None = None,
         max_backoff: float = 300.0,
         get_concurrency: int = 4,
@@ -211,7 +207,7 @@ class Tracker:
         """Return how long to wait before the next cycle: the poll interval, longer after failures."""
         if not report.errors:
             return self._poll_seconds
-        backoff = min(self._poll_seconds * 2.0 ** min(self._failures, 16), self._max_backoff)
+        backoff = capped_exponential(self._poll_seconds, self._failures, cap=self._max_backoff)
         if report.retry_after is not None:
             backoff = max(backoff, report.retry_after)
         return max(backoff, self._poll_seconds)
@@ -227,7 +223,7 @@ class Tracker:
             except Exception:  # noqa: BLE001 - e.g. a locked database: try again next cycle
                 log.exception("tracker cycle failed")
                 self._failures += 1
-                delay = min(self._poll_seconds * 2.0 ** min(self._failures, 16), self._max_backoff)
+                delay = capped_exponential(self._poll_seconds, self._failures, cap=self._max_backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 

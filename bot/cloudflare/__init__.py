@@ -1,4 +1,8 @@
-"""Cloudflare Email Security API: models, errors and the one async client."""
+"""Cloudflare Email Security API: models, errors and the one async client.
+
+Imports nothing of the bot but `bot.config` (its settings) and `bot.backoff` (the shared,
+dependency-free backoff formula), so it can be lifted out as it is.
+"""
 
 from bot.cloudflare.client import (
     DEFAULT_BASE_URL,
