@@ -392,3 +392,55 @@ def test_confirmation_errors_point_at_the_word_field() -> None:
         metadata="{}", draft=DRAFTS[1], preview=SearchResult(messages=[], capped=False), limit=10, now=NOW
     )
     assert set(errors) <= input_block_ids(view)
+
+
+# ---------------------------------------------------------------- the form and the command share bot.draft
+
+
+def _typed(**values: str) -> str:
+    words = " ".join(f'{key}:"{value}"' for key, value in values.items())
+    return f"move {words} since:7d to:deleted"
+
+
+def _both(**values: str) -> tuple[object, object]:
+    """Describe the same job in the form and as `/sweep move …`; return both results."""
+    from bot.grammar import CreateCommand, UsageError, parse_command
+
+    texts = {"sender": "bad@example.com", **values}
+    form = parse(form_state(**texts))
+    try:
+        parsed = parse_command(_typed(**texts), now=NOW)
+    except UsageError as error:
+        return form, error
+    assert isinstance(parsed, CreateCommand)
+    return form, parsed.draft
+
+
+def test_the_form_and_the_command_make_the_same_draft_from_the_same_values() -> None:
+    form, typed = _both(sender="bad@phish.example", subject="Invoice", comment="INC-1")
+    assert isinstance(form, JobDraft) and form == typed
+
+
+def test_the_form_and_the_command_refuse_a_comment_over_the_same_limit() -> None:
+    from bot.draft import COMMENT_MAX
+    from bot.grammar import UsageError
+
+    at_limit = _both(comment="c" * COMMENT_MAX)
+    assert all(isinstance(result, JobDraft) for result in at_limit)
+    form, typed = _both(comment="c" * (COMMENT_MAX + 1))
+    assert isinstance(form, FormErrors) and str(COMMENT_MAX) in form[BlockId.COMMENT]
+    assert isinstance(typed, UsageError) and str(COMMENT_MAX) in typed.message
+
+
+def test_the_form_and_the_command_hold_drafts_to_the_same_size() -> None:
+    from bot.draft import draft_size
+    from bot.grammar import UsageError
+
+    # Over the grammar's old 1800 and under the one limit: both surfaces accept it now.
+    middle = {"query": "q" * 500, "recipient": "r" * 254, "subject": "s" * 200, "exact_subject": "e" * 200}
+    form, typed = _both(**middle, domain="d" * 253, comment="c" * 300)
+    assert isinstance(form, JobDraft) and form == typed and 1800 < draft_size(form) <= DRAFT_JSON_MAX
+    big = {**middle, "domain": "d" * 253, "alert_id": "a" * 100, "message_id": "<" + "m" * 240 + "@x>"}
+    form, typed = _both(**big, comment="c" * 500)
+    assert isinstance(form, FormErrors) and str(DRAFT_JSON_MAX) in form[BlockId.COMMENT]
+    assert isinstance(typed, UsageError) and str(DRAFT_JSON_MAX) in typed.message
