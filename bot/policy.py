@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.slack_limits import is_user_id
+
 __all__ = [
     "EVERYONE",
     "NOT_AN_OPERATOR",
@@ -50,7 +52,6 @@ NOT_AN_OPERATOR = not_an_operator(Operation.CREATE)
 NOT_IN_CHANNEL = "Sweep is not enabled in this channel; ask an admin to add it to SWEEP_CHANNELS"
 LOOKUP_FAILED = "(Sweep could not check your user-group membership just now; try again in a minute)"
 
-_USER_RE = re.compile(r"^[UW][A-Z0-9]+$")
 _GROUP_RE = re.compile(r"^S[A-Z0-9]+$")
 _CHANNEL_RE = re.compile(r"^[CGD][A-Z0-9]+$")
 
@@ -88,14 +89,14 @@ class Policy:
 
     def __init__(self, operators: frozenset[str], channels: frozenset[str] | None) -> None:
         operators = parse_ids(operators)
-        bad = sorted(e for e in operators if e != EVERYONE and not (_USER_RE.match(e) or _GROUP_RE.match(e)))
+        bad = sorted(e for e in operators if e != EVERYONE and not (is_user_id(e) or _GROUP_RE.match(e)))
         if bad:
             raise ValueError(
                 "SWEEP_OPERATORS entries must be Slack user IDs (U…/W…), user-group IDs (S…) or *; "
                 f"not {', '.join(bad[:5])}"
             )
         self._everyone = EVERYONE in operators
-        self._users = frozenset(e for e in operators if _USER_RE.match(e))
+        self._users = frozenset(e for e in operators if is_user_id(e))
         self._groups = tuple(sorted(e for e in operators if _GROUP_RE.match(e)))
         self._channels: frozenset[str] | None = None
         if channels is not None:
