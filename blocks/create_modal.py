@@ -17,9 +17,16 @@ from bot.cloudflare.models import (
     SearchResult,
 )
 from bot.draft import COMMENT_MAX, DEFAULT_RANGE, JobDraft
-from bot.forms import ANY_VALUE, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
+from bot.forms import ANY_VALUE, CONFIRM_WORD_MAX, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.slack_limits import VIEW_TITLE_MAX
+from bot.slack_limits import (
+    HINT_TEXT_MAX,
+    INPUT_LABEL_MAX,
+    OPTION_TEXT_MAX,
+    PLACEHOLDER_MAX,
+    TEXT_INPUT_MAX,
+    VIEW_TITLE_MAX,
+)
 
 __all__ = [
     "build_create_modal",
@@ -46,9 +53,9 @@ _TEXT_LABELS: dict[BlockId, tuple[str, str]] = {
 
 
 def _option(text: str, value: str, description: str | None = None) -> dict[str, Any]:
-    option: dict[str, Any] = {"text": plain_text(text, limit=75), "value": value}
+    option: dict[str, Any] = {"text": plain_text(text, limit=OPTION_TEXT_MAX), "value": value}
     if description is not None:
-        option["description"] = plain_text(description, limit=75)
+        option["description"] = plain_text(description, limit=OPTION_TEXT_MAX)
     return option
 
 
@@ -64,14 +71,14 @@ def _input(
     block: dict[str, Any] = {
         "type": "input",
         "block_id": block_id,
-        "label": plain_text(label, limit=2000),
+        "label": plain_text(label, limit=INPUT_LABEL_MAX),
         "element": element,
         "optional": optional,
     }
     if dispatch_action:
         block["dispatch_action"] = True
     if hint is not None:
-        block["hint"] = plain_text(hint, limit=2000)
+        block["hint"] = plain_text(hint, limit=HINT_TEXT_MAX)
     return block
 
 
@@ -88,12 +95,12 @@ def _text_input(
         element["multiline"] = True
     if initial:
         # Never let a prefilled value make the view invalid; the form then reports it as too long.
-        element["max_length"] = max(limit, min(len(initial), 3000))
-        element["initial_value"] = initial[:3000]
+        element["max_length"] = max(limit, min(len(initial), TEXT_INPUT_MAX))
+        element["initial_value"] = initial[:TEXT_INPUT_MAX]
     else:
         element["max_length"] = limit
     if placeholder:
-        element["placeholder"] = plain_text(placeholder, limit=150)
+        element["placeholder"] = plain_text(placeholder, limit=PLACEHOLDER_MAX)
     return element
 
 
@@ -104,7 +111,7 @@ def _select(
         "type": "static_select",
         "action_id": action_id,
         "options": options,
-        "placeholder": plain_text(placeholder, limit=150),
+        "placeholder": plain_text(placeholder, limit=PLACEHOLDER_MAX),
     }
     chosen = next((o for o in options if o["value"] == initial), None)
     if chosen is not None:
@@ -280,8 +287,8 @@ def build_preview_view(
         element = {
             "type": "plain_text_input",
             "action_id": ActionId.CONFIRM_WORD,
-            "max_length": 100,
-            "placeholder": plain_text(word, limit=150),
+            "max_length": CONFIRM_WORD_MAX,
+            "placeholder": plain_text(word, limit=PLACEHOLDER_MAX),
         }
         blocks.append(
             _input(

@@ -11,6 +11,7 @@ from typing import Any
 from blocks._describe import destination_label
 from blocks._kit import context, escape, header, message, section, truncate
 from bot.grammar import FOLDER_ALIASES, HELP_EXAMPLES, USAGE
+from bot.slack_limits import SECTION_TEXT_MAX
 
 
 def _example_lines() -> list[str]:
@@ -42,10 +43,10 @@ def build_help() -> dict[str, Any]:
     ]
     examples = _example_lines()
     if examples:
-        blocks.append(section(truncate("*Examples*\n" + "\n".join(examples), 3000)))
+        blocks.append(section(truncate("*Examples*\n" + "\n".join(examples), SECTION_TEXT_MAX)))
     folders = _folder_lines()
     if folders:
-        blocks.append(section(truncate("*Folders*\n" + "\n".join(folders), 3000)))
+        blocks.append(section(truncate("*Folders*\n" + "\n".join(folders), SECTION_TEXT_MAX)))
     blocks.append(
         context(
             "Every create shows a preview first and does nothing until you confirm. "

@@ -23,6 +23,7 @@ from bot.cloudflare.models import (
     Destination,
     SearchParams,
     format_timestamp,
+    request_problem,
 )
 from bot.slack_limits import PRIVATE_METADATA_MAX
 from bot.text import INVISIBLE
@@ -187,13 +188,7 @@ class JobDraft(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> JobDraft:
-        if self.action is ActionType.MOVE and self.destination is None:
-            raise ValueError("a move needs a destination folder")
-        if self.action is ActionType.RELEASE and self.destination is not None:
-            raise ValueError("a release takes no destination folder")
-        if self.search_params.detections_only is None:
-            raise ValueError("detections_only must be chosen explicitly (the API defaults it to true)")
-        if (problem := self.search_params.range_error()) is not None:
+        if (problem := request_problem(self.action, self.destination, self.search_params)) is not None:
             raise ValueError(problem)
         if not has_filter(dict(self.search_params)):
             raise ValueError(f"at least one filter is required: {NO_FILTER_REASON}")

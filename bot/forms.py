@@ -31,6 +31,8 @@ from bot.ids import ActionId, BlockId
 
 ANY_VALUE = "any"
 DETECTIONS_VALUE = "detections_only"
+CONFIRM_WORD_MAX = 100
+"""The typed confirmation word's input (the form's `max_length`, and what is read back)."""
 
 TEXT_FIELDS: dict[BlockId, tuple[ActionId, str, int]] = {
     # block: (action, search_params field, max length — the same limits as the inline grammar)
@@ -269,7 +271,7 @@ def parse_confirmation(state_values: object, draft: JobDraft) -> str | None:
     typed: str | None = None
     if isinstance(state_values, Mapping):
         try:
-            typed = _text(state_values, BlockId.CONFIRM_WORD, ActionId.CONFIRM_WORD, 100)
+            typed = _text(state_values, BlockId.CONFIRM_WORD, ActionId.CONFIRM_WORD, CONFIRM_WORD_MAX)
         except _Invalid:
             typed = None
     if typed is None or typed.upper() != word:

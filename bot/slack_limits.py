@@ -17,13 +17,18 @@ __all__ = [
     "CONFIRM_TITLE_MAX",
     "CONTEXT_ELEMENTS_MAX",
     "HEADER_TEXT_MAX",
+    "HINT_TEXT_MAX",
+    "INPUT_LABEL_MAX",
     "MESSAGE_BLOCKS_MAX",
     "MESSAGE_TEXT_MAX",
     "MODAL_BLOCKS_MAX",
+    "OPTION_TEXT_MAX",
+    "PLACEHOLDER_MAX",
     "PRIVATE_METADATA_MAX",
     "SECTION_FIELDS_MAX",
     "SECTION_FIELD_MAX",
     "SECTION_TEXT_MAX",
+    "TEXT_INPUT_MAX",
     "TEXT_OBJECT_MAX",
     "VIEW_TITLE_MAX",
     "is_user_id",
@@ -50,6 +55,13 @@ CONTEXT_ELEMENTS_MAX = 10
 CONFIRM_TITLE_MAX = 100
 CONFIRM_TEXT_MAX = 300
 CONFIRM_BUTTON_MAX = 30
+#: An input block's label and hint; an option's text (and description); an element's placeholder.
+INPUT_LABEL_MAX = 2000
+HINT_TEXT_MAX = 2000
+OPTION_TEXT_MAX = 75
+PLACEHOLDER_MAX = 150
+#: A plain-text input's `max_length` and `initial_value`.
+TEXT_INPUT_MAX = 3000
 #: A modal's title (and its submit and close buttons).
 VIEW_TITLE_MAX = 24
 #: A message's top-level `text` (Slack truncates longer ones).

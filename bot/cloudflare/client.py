@@ -41,6 +41,7 @@ from bot.cloudflare.models import (
     SearchResult,
     format_timestamp,
     is_job_id,
+    search_problem,
 )
 from bot.config import CloudflareSettings
 
@@ -500,12 +501,9 @@ class CloudflareClient:
             seen.add(cursor)
 
     def _search_query(self, params: SearchParams) -> dict[str, str | int]:
-        if params.detections_only is None:
-            raise errors.InvalidRequestError(
-                "detections_only must be chosen explicitly (the API defaults it to true)"
-            )
-        if (range_error := params.range_error()) is not None:
-            raise errors.InvalidRequestError(range_error)
+        if (problem := search_problem(params)) is not None:
+            raise errors.InvalidRequestError(problem)
+        assert params.detections_only is not None  # noqa: S101 - search_problem checked it
         if params.submissions:
             raise errors.InvalidRequestError("the investigate search cannot search submissions")
         if (

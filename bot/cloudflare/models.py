@@ -246,6 +246,22 @@ class SearchParams(BaseModel):
         return self.to_api()
 
 
+def search_problem(params: SearchParams) -> str | None:
+    """Return why a search cannot be sent (detections_only unset, or a backward range), or None."""
+    if params.detections_only is None:
+        return "detections_only must be chosen explicitly (the API defaults it to true)"
+    return params.range_error()
+
+
+def request_problem(action: ActionType, destination: Destination | None, params: SearchParams) -> str | None:
+    """Return why a bulk job with this action, folder and search cannot be created, or None."""
+    if action is ActionType.MOVE and destination is None:
+        return "a move needs a destination folder"
+    if action is ActionType.RELEASE and destination is not None:
+        return "a release takes no destination folder"
+    return search_problem(params)
+
+
 class ActionParams(_Response):
     type: TolerantAction
     destination: TolerantDestination | None = None
@@ -339,14 +355,8 @@ class CreateJobRequest(BaseModel):
 
     @model_validator(mode="after")
     def _check_destination(self) -> CreateJobRequest:
-        if self.action is ActionType.MOVE and self.destination is None:
-            raise ValueError("a MOVE needs a destination folder")
-        if self.action is ActionType.RELEASE and self.destination is not None:
-            raise ValueError("a RELEASE takes no destination")
-        if (range_error := self.search_params.range_error()) is not None:
-            raise ValueError(range_error)
-        if self.search_params.detections_only is None:
-            raise ValueError("detections_only must be chosen explicitly (the API defaults it to true)")
+        if (problem := request_problem(self.action, self.destination, self.search_params)) is not None:
+            raise ValueError(problem)
         return self
 
     def to_api(self, *, comment: str | None = None) -> dict[str, Any]:
