@@ -49,6 +49,7 @@ __all__ = [
     "display_time",
     "draft_size",
     "first_hidden_character",
+    "hidden_character_problem",
     "has_filter",
     "is_message_id",
     "validate_draft",
@@ -238,7 +239,8 @@ def draft_size(draft: JobDraft) -> int:
     return len(draft.model_dump_json(exclude_none=True))
 
 
-def _hidden_character_problem(text: str) -> str | None:
+def hidden_character_problem(text: str) -> str | None:
+    """Return which hidden character `text` holds and where (`contains … at position N`), or None."""
     index = first_hidden_character(text)
     if index is None:
         return None
@@ -267,12 +269,12 @@ def validate_draft(draft: JobDraft) -> str | None:
             return f"`{key}` is blank"
         if len(text) > FIELD_MAX.get(key, VALUE_MAX):
             return f"`{key}` is longer than {FIELD_MAX.get(key, VALUE_MAX)} characters"
-        if (problem := _hidden_character_problem(text)) is not None:
+        if (problem := hidden_character_problem(text)) is not None:
             return f"`{key}`: {problem}"
     if draft.comment is not None:
         if len(draft.comment) > COMMENT_MAX:
             return f"the comment is longer than {COMMENT_MAX} characters"
-        if (problem := _hidden_character_problem(draft.comment)) is not None:
+        if (problem := hidden_character_problem(draft.comment)) is not None:
             return f"the comment: {problem}"
     for name in ("start", "end"):
         moment = getattr(params, name)

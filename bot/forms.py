@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -59,6 +60,9 @@ SELECT_FIELDS: dict[BlockId, tuple[ActionId, str, frozenset[str]]] = {
 }
 
 
+ChoiceT = TypeVar("ChoiceT", bound=StrEnum)
+
+
 class FormErrors(dict[str, str]):
     """Field errors keyed by block_id, ready for `ack(response_action="errors", errors=...)`."""
 
@@ -85,13 +89,16 @@ def _element(state: Mapping[str, Any], block_id: str, action_id: str) -> Mapping
     return element
 
 
+def _raw(state: Mapping[str, Any], block_id: str, action_id: str, key: str) -> Any:
+    """Return what Slack sent under `key` for this element (None when the field is absent or unset)."""
+    element = _element(state, block_id, action_id)
+    return None if element is None else element.get(key)
+
+
 def _text(
     state: Mapping[str, Any], block_id: str, action_id: str, limit: int, *, multiline: bool = False
 ) -> str | None:
-    element = _element(state, block_id, action_id)
-    if element is None:
-        return None
-    value = element.get("value")
+    value = _raw(state, block_id, action_id, "value")
     if value is None:
         return None
     if not isinstance(value, str):
@@ -107,10 +114,7 @@ def _text(
 
 
 def _selected(state: Mapping[str, Any], block_id: str, action_id: str) -> str | None:
-    element = _element(state, block_id, action_id)
-    if element is None:
-        return None
-    option = element.get("selected_option")
+    option = _raw(state, block_id, action_id, "selected_option")
     if option is None:
         return None
     if not isinstance(option, Mapping) or not isinstance(option.get("value"), str):
@@ -119,11 +123,26 @@ def _selected(state: Mapping[str, Any], block_id: str, action_id: str) -> str | 
     return value
 
 
+def _chosen(
+    state: Mapping[str, Any],
+    block_id: str,
+    action_id: str,
+    kind: type[ChoiceT],
+    *,
+    missing: str,
+    unknown: str | None = None,
+) -> ChoiceT:
+    """Return the required choice as a member of `kind`; `missing` or `unknown` when it is not one."""
+    raw = _selected(state, block_id, action_id)
+    if raw is None:
+        raise _Invalid(missing)
+    if raw not in {member.value for member in kind}:
+        raise _Invalid(unknown or missing)
+    return kind(raw)
+
+
 def _datetime(state: Mapping[str, Any], block_id: str, action_id: str) -> datetime | None:
-    element = _element(state, block_id, action_id)
-    if element is None:
-        return None
-    raw = element.get("selected_date_time")
+    raw = _raw(state, block_id, action_id, "selected_date_time")
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | str):
@@ -135,10 +154,7 @@ def _datetime(state: Mapping[str, Any], block_id: str, action_id: str) -> dateti
 
 
 def _checked(state: Mapping[str, Any], block_id: str, action_id: str, value: str) -> bool:
-    element = _element(state, block_id, action_id)
-    if element is None:
-        return False
-    options = element.get("selected_options") or []
+    options = _raw(state, block_id, action_id, "selected_options") or []
     if not isinstance(options, list):
         raise _Invalid("This choice could not be read; please tick it again.")
     return any(isinstance(o, Mapping) and o.get("value") == value for o in options)
@@ -154,24 +170,23 @@ def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | Form
 
     action: ActionType | None = None
     try:
-        raw_action = _selected(state, BlockId.ACTION, ActionId.ACTION_SELECT)
-        if raw_action is None:
-            raise _Invalid("Choose Move or Release.")
-        if raw_action not in {a.value for a in ActionType}:
-            raise _Invalid("Choose Move or Release.")
-        action = ActionType(raw_action)
+        action = _chosen(
+            state, BlockId.ACTION, ActionId.ACTION_SELECT, ActionType, missing="Choose Move or Release."
+        )
     except _Invalid as error:
         errors[BlockId.ACTION] = str(error)
 
     destination: Destination | None = None
     if action is ActionType.MOVE:
         try:
-            raw_destination = _selected(state, BlockId.DESTINATION, ActionId.DESTINATION)
-            if raw_destination is None:
-                raise _Invalid("Choose the folder to move the messages to.")
-            if raw_destination not in {d.value for d in Destination}:
-                raise _Invalid("Unknown folder; choose one from the list.")
-            destination = Destination(raw_destination)
+            destination = _chosen(
+                state,
+                BlockId.DESTINATION,
+                ActionId.DESTINATION,
+                Destination,
+                missing="Choose the folder to move the messages to.",
+                unknown="Unknown folder; choose one from the list.",
+            )
         except _Invalid as error:
             errors[BlockId.DESTINATION] = str(error)
 

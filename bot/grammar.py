@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeAlias
@@ -49,8 +48,8 @@ from bot.draft import (
     clip,
     display_time,
     draft_size,
-    first_hidden_character,
     has_filter,
+    hidden_character_problem,
     is_message_id,
 )
 
@@ -272,14 +271,8 @@ class _Word:
 
 
 def _check_characters(text: str) -> None:
-    position = first_hidden_character(text)
-    if position is not None:
-        ch = text[position]
-        name = unicodedata.name(ch, "control character")
-        raise UsageError(
-            f"the command contains an invisible or control character (U+{ord(ch):04X} {name}) "
-            f"at position {position + 1}; retype it without that character"
-        )
+    if (problem := hidden_character_problem(text)) is not None:
+        raise UsageError(f"the command {problem}; retype it without that character")
 
 
 def _tokenize(text: str) -> list[_Word]:
