@@ -58,6 +58,7 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 MAX_PER_PAGE = 1000
+"""The most items Cloudflare returns per page (jobs, job messages, search results)."""
 USER_AGENT = "sweep/0.1 (+https://github.com/; httpx)"
 
 logger = logging.getLogger("sweep.cloudflare")
@@ -373,7 +374,7 @@ class CloudflareClient:
         return Page[BulkJob](items=items, result_info=envelope.result_info)
 
     async def iter_jobs(
-        self, *, status: str | None = None, action_type: str | None = None, per_page: int = 1000
+        self, *, status: str | None = None, action_type: str | None = None, per_page: int = MAX_PER_PAGE
     ) -> AsyncIterator[BulkJob]:
         """Yield every matching job, walking pages until a short or empty one."""
         _validate_per_page(per_page)
@@ -419,7 +420,7 @@ class CloudflareClient:
                 raise
 
     async def iter_job_messages(
-        self, job_id: str, *, status: str | None = None, per_page: int = 1000
+        self, job_id: str, *, status: str | None = None, per_page: int = MAX_PER_PAGE
     ) -> AsyncIterator[JobMessage]:
         """Yield every message of a job, walking pages until a short or empty one."""
         job_id = _validate_job_id(job_id)
@@ -443,7 +444,7 @@ class CloudflareClient:
         return [message async for message in self.iter_job_messages(job_id, status=status)]
 
     async def find_job_by_tag(
-        self, request_tag: str, *, pages: int = 3, per_page: int = 1000
+        self, request_tag: str, *, pages: int = 3, per_page: int = MAX_PER_PAGE
     ) -> BulkJob | None:
         """Return the job whose comment carries this request tag, searching the newest pages."""
         if pages < 1:
