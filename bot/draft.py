@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from bot.cloudflare.models import (
     JOB_COMMENT_MAX,
@@ -49,6 +49,7 @@ __all__ = [
     "display_time",
     "draft_size",
     "first_hidden_character",
+    "first_problem",
     "hidden_character_problem",
     "has_filter",
     "is_message_id",
@@ -232,6 +233,15 @@ class JobDraft(BaseModel):
             search_params=self.search_params,
             comment=clip(comment, REQUEST_COMMENT_MAX),
         )
+
+
+def first_problem(error: Exception, *, default: str) -> str:
+    """Return the first reason a draft could not be built (pydantic's prefix removed), or `default`."""
+    if isinstance(error, ValidationError):
+        details = error.errors()
+        if details:
+            return str(details[0].get("msg") or default).removeprefix("Value error, ")
+    return str(error) or default
 
 
 def draft_size(draft: JobDraft) -> int:

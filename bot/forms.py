@@ -25,6 +25,7 @@ from bot.draft import (
     JobDraft,
     draft_size,
     first_hidden_character,
+    first_problem,
     has_filter,
     is_message_id,
 )
@@ -251,7 +252,7 @@ def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | Form
         params = SearchParams(**fields, start=start, end=end, detections_only=detections_only)
         draft = JobDraft(action=action, destination=destination, search_params=params, comment=comment)
     except (ValidationError, ValueError, TypeError) as error:
-        errors[BlockId.ACTION] = _first_message(error)
+        errors[BlockId.ACTION] = first_problem(error, default="This combination is not valid.")[:300]
         return errors
     size = draft_size(draft)
     if size > DRAFT_JSON_MAX:
@@ -261,14 +262,6 @@ def parse_create_form(state_values: object, *, now: datetime) -> JobDraft | Form
         )
         return errors
     return draft
-
-
-def _first_message(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        details = error.errors()
-        if details:
-            return str(details[0].get("msg", "This combination is not valid."))[:300]
-    return (str(error) or "This combination is not valid.")[:300]
 
 
 def confirmation_word(draft: JobDraft) -> str | None:

@@ -48,6 +48,7 @@ from bot.draft import (
     clip,
     display_time,
     draft_size,
+    first_problem,
     has_filter,
     hidden_character_problem,
     is_message_id,
@@ -555,7 +556,9 @@ def _parse_create(action: ActionType, words: list[_Word], *, now: datetime) -> J
         params = SearchParams(**fields, start=start, end=end, detections_only=detections_only)
         draft = JobDraft(action=action, destination=destination, search_params=params, comment=comment)
     except (ValidationError, ValueError) as error:
-        raise UsageError(f"these filters cannot make a job: {_first_error(error)}", usage) from error
+        raise UsageError(
+            f"these filters cannot make a job: {first_problem(error, default='invalid value')}", usage
+        ) from error
     size = draft_size(draft)
     if size > DRAFT_JSON_MAX:
         raise UsageError(
@@ -564,14 +567,6 @@ def _parse_create(action: ActionType, words: list[_Word], *, now: datetime) -> J
             usage,
         )
     return draft
-
-
-def _first_error(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        details = error.errors()
-        if details:
-            return str(details[0].get("msg", "invalid value")).removeprefix("Value error, ")
-    return str(error)
 
 
 def _folder(value: str, usage: str) -> Destination:
