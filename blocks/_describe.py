@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from blocks._kit import format_time, plural, safe, truncate
-from bot.cloudflare.models import SearchParams
+from bot.models import SearchParams
 
 FILTER_VALUE_MAX = 300
 

@@ -8,7 +8,10 @@ from typing import Any
 from blocks._describe import DESTINATION_LABELS
 from blocks._kit import actions, button, divider, plain, plain_text, section
 from blocks.preview import danger_sentence, summary_blocks
-from bot.cloudflare.models import (
+from bot.forms import ANY_VALUE, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
+from bot.grammar import COMMENT_MAX, DEFAULT_RANGE, JobDraft
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.models import (
     ActionType,
     DeliveryStatus,
     Destination,
@@ -16,9 +19,6 @@ from bot.cloudflare.models import (
     SearchParams,
     SearchResult,
 )
-from bot.forms import ANY_VALUE, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
-from bot.grammar import COMMENT_MAX, DEFAULT_RANGE, JobDraft
-from bot.ids import ActionId, BlockId, CallbackId
 
 __all__ = [
     "build_create_modal",

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from blocks._describe import action_title, filter_lines
 from blocks._kit import message, safe, section
-from bot.cloudflare.models import SearchParams
+from bot.models import SearchParams
 
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")
 
