@@ -99,17 +99,6 @@ class Services:
 
         return report
 
-    async def may_operate(
-        self, user_id: str, channel_id: str | None, operation: Operation = Operation.CREATE
-    ) -> Decision:
-        """Decide whether this user may do `operation` from this channel (a refusal names it)."""
-        in_channel = self.may_view(channel_id)
-        if not in_channel.allowed:
-            return in_channel
-        return await self.policy.can_operate(
-            user_id, resolve_group_members=self.resolve_group_members, operation=operation
-        )
-
     def may_view(self, channel_id: str | None) -> Decision:
         """Decide whether Sweep answers in this channel at all."""
         return self.policy.channel_allowed(channel_id)
@@ -121,7 +110,11 @@ class Services:
 
         The caller shows `decision.reason` on its own surface (an ephemeral, a modal, a notice).
         """
-        decision = await self.may_operate(user_id, channel_id, operation)
+        decision = self.may_view(channel_id)
+        if decision.allowed:
+            decision = await self.policy.can_operate(
+                user_id, resolve_group_members=self.resolve_group_members, operation=operation
+            )
         if not decision.allowed:
             await self.jobs.record_refusal(user_id, what, channel_id, decision.reason)
         return decision
