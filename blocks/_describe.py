@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from blocks._kit import format_time, plural, safe, truncate
-from bot.cloudflare.models import SearchParams
 from bot.draft import FILTER_LABELS
+from bot.models import SearchParams
 
 FILTER_VALUE_MAX = 300
 

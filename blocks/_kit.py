@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.cloudflare.models import UNKNOWN_COUNT
+from bot.models import UNKNOWN_COUNT
 from bot.slack_limits import (
     BUTTON_TEXT_MAX,
     BUTTON_VALUE_MAX,

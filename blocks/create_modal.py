@@ -8,7 +8,10 @@ from typing import Any
 from blocks._describe import DESTINATION_LABELS
 from blocks._kit import actions, button, divider, plain, plain_text, section
 from blocks.preview import danger_sentence, summary_blocks
-from bot.cloudflare.models import (
+from bot.draft import COMMENT_MAX, DEFAULT_RANGE, JobDraft
+from bot.forms import ANY_VALUE, CONFIRM_WORD_MAX, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
+from bot.ids import ActionId, BlockId, CallbackId
+from bot.models import (
     ActionType,
     DeliveryStatus,
     Destination,
@@ -16,9 +19,6 @@ from bot.cloudflare.models import (
     SearchParams,
     SearchResult,
 )
-from bot.draft import COMMENT_MAX, DEFAULT_RANGE, JobDraft
-from bot.forms import ANY_VALUE, CONFIRM_WORD_MAX, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
-from bot.ids import ActionId, BlockId, CallbackId
 from bot.slack_limits import (
     HINT_TEXT_MAX,
     INPUT_LABEL_MAX,

@@ -26,10 +26,9 @@ from blocks._kit import (
     safe_multiline,
     section,
 )
-from bot.cloudflare.models import UNKNOWN_COUNT, BulkJob
 from bot.draft import JOB_COMMENT_MAX
 from bot.ids import ActionId, BlockId
-from bot.models import TrackedJob
+from bot.models import UNKNOWN_COUNT, TrackedJob
 from bot.payloads import CancelButtonValue, PayloadError, encode
 
 STATUS_MESSAGE_MAX = 1000
@@ -181,15 +180,13 @@ def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
     return message(_fallback(job), blocks)
 
 
-def build_status_card(job: BulkJob | TrackedJob, *, now: datetime) -> dict[str, Any]:
+def build_status_card(job: TrackedJob, *, tracked: bool, now: datetime) -> dict[str, Any]:
     """Build the `/sweep status` answer: the job card, also for a job Sweep does not track."""
-    if isinstance(job, BulkJob):
-        tracked = TrackedJob.from_job(job, account_id="", now=now)
-        card = build_job_card(tracked, now=now)
+    card = build_job_card(job, now=now)
+    if not tracked:
         note = context("Not tracked by Sweep: no card in a channel (`/sweep watch` tracks it).")
         card["blocks"].insert(1, note)
-        return card
-    return build_job_card(job, now=now)
+    return card
 
 
 def build_transition_reply(job: TrackedJob, *, previous_status: str | None, now: datetime) -> dict[str, Any]:

@@ -18,15 +18,15 @@ from blocks._kit import (
     safe,
     section,
 )
-from bot.cloudflare.models import BulkJob
 from bot.ids import ActionId, BlockId
+from bot.models import TrackedJob
 from bot.payloads import ListPageValue, encode
 
 MAX_LISTED = 40
 """Jobs shown in one message: header, filter line, paging and a note must still fit in 50 blocks."""
 
 
-def _job_section(job: BulkJob, now: datetime) -> dict[str, Any]:
+def _job_section(job: TrackedJob, now: datetime) -> dict[str, Any]:
     title = safe(action_title(str(job.action_type), job.destination), 150)
     counts = (
         f"{format_count(job.total_messages_discovered)} found · "
@@ -49,7 +49,7 @@ def _page_button(label: str, *, page: int, status: str | None, action_type: str 
 
 
 def build_job_list(
-    jobs: Sequence[BulkJob],
+    jobs: Sequence[TrackedJob],
     *,
     page: int,
     has_more: bool,

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from blocks._describe import action_title, filter_lines
 from blocks._kit import message, safe, section
-from bot.cloudflare.models import SearchParams
 from bot.draft import JOB_COMMENT_MAX
+from bot.models import SearchParams
 from bot.slack_limits import is_user_id
 
 

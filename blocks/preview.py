@@ -18,9 +18,9 @@ from blocks._kit import (
     safe_multiline,
     section,
 )
-from bot.cloudflare.models import ActionType, MessageSummary, SearchResult
 from bot.draft import COMMENT_MAX, JobDraft
 from bot.ids import DISMISS_VALUE, ActionId, BlockId
+from bot.models import ActionType, MessageSummary, SearchResult
 
 SAMPLES_SHOWN = 5
 SAMPLE_FIELD_MAX = 200

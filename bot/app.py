@@ -38,6 +38,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+import handlers
 from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient
 from bot.config import (
@@ -66,7 +67,6 @@ from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
 from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
-from handlers import actions, commands, views
 from handlers._common import Services, error_message
 
 log = logging.getLogger("sweep.app")
@@ -285,9 +285,7 @@ def create_app(
         process_before_response=True,
     )
     app.use(RequestArrival(services.follow_ups, session))
-    commands.register(app, services)
-    actions.register(app, services)
-    views.register(app, services)
+    handlers.register(app, services)
 
     app.error(unexpected_error_handler(client=client, session=session, policy=services.policy))
     return app
@@ -414,7 +412,6 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             jobs = JobService(
                 client=client,
                 store=store,
-                tracker=tracker,
                 account_id=cloudflare.account_id,
                 wake_notifier=notifier.wake,
                 resolver=resolver,

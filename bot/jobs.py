@@ -1,8 +1,9 @@
 """Sweep's use cases — preview, create, cancel, list, status, watch — with no Slack types.
 
 Handlers call these after acknowledging Slack; every Cloudflare call happens here. Errors from
-Cloudflare propagate as `CloudflareError` (carrying Cloudflare's code and message) for the caller
-to show; refusals that are part of the domain come back as values, not exceptions.
+Cloudflare leave as Sweep's own (`bot.errors`: `JobNotFound`, `CloudflareFailed`, carrying
+Cloudflare's code and message) and results as Sweep's own models (`bot.models`); refusals that
+are part of the domain come back as values, not exceptions.
 """
 
 from __future__ import annotations
@@ -17,22 +18,21 @@ from enum import StrEnum
 
 from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient, make_request_tag
-from bot.cloudflare.errors import CloudflareError, ConflictError, CreateOutcomeUnknownError, NotFoundError
+from bot.cloudflare.errors import CloudflareError, ConflictError, CreateOutcomeUnknownError
 from bot.cloudflare.models import (
     SEARCHABLE_DISPOSITIONS,
     BulkJob,
     CreateJobRequest,
     MessageSummary,
-    Page,
     SearchParams,
     SearchResult,
 )
 from bot.creates import CreateResolver
 from bot.draft import JobDraft, validate_draft
-from bot.models import AuditAction, AuditEntry, TrackedJob
+from bot.errors import CloudflareFailed, JobNotFound, translated
+from bot.models import AuditAction, AuditEntry, JobLookup, JobPage, TrackedJob
 from bot.store import IntentState, PreviewRecord, PreviewState, Store
 from bot.throttle import BudgetKind, RequestBudgets, ThrottledError
-from bot.tracker import Tracker
 
 __all__ = [
     "PREVIEW_TTL",
@@ -55,8 +55,7 @@ _EXPIRED = "this preview expired; run the command again to see a fresh count"
 class CancelOutcome:
     """What a cancel did: the job's state afterwards, and whether it had already finished."""
 
-    job: BulkJob | None
-    tracked: TrackedJob | None
+    job: TrackedJob
     already_finished: bool
 
 
@@ -123,7 +122,6 @@ class JobService:
         *,
         client: CloudflareClient,
         store: Store,
-        tracker: Tracker,
         account_id: str,
         wake_notifier: Callable[[], None],
         resolver: CreateResolver | None = None,
@@ -133,7 +131,6 @@ class JobService:
     ) -> None:
         self._client = client
         self._store = store
-        self._tracker = tracker
         self._account_id = account_id
         self._wake_notifier = wake_notifier
         self._resolver = resolver
@@ -208,9 +205,10 @@ class JobService:
         await self._spend(BudgetKind.READ, requester, channel_id)
         search, keep = _preview_search(draft.search_params)
         # One page holds the whole preview: fewer round trips than the default page size.
-        found = await self._client.search_messages(
-            search, limit=self.preview_limit, per_page=min(self.preview_limit, 1000)
-        )
+        with translated():
+            found = await self._client.search_messages(
+                search, limit=self.preview_limit, per_page=min(self.preview_limit, 1000)
+            )
         result = SearchResult(messages=[m for m in found.messages if keep(m)], capped=found.capped)
         stored_id = preview_id or new_preview_id()
         saved = await self._store.save_preview(
@@ -344,7 +342,7 @@ class JobService:
         except CloudflareError as error:
             await self._store.fail_create(tag, error=error.user_message(), now=self._clock())
             await self._audit(actor, AuditAction.CREATE, None, channel_id, f"error: {error.user_message()}")
-            raise
+            raise CloudflareFailed(error.user_message(), codes=error.codes) from error
         tracked = await self._store.finish_create(tag, job, now=self._clock())
         self._wake_notifier()
         log.info("created job %s (%s) for %s in %s", job.job_id, job.action_type, actor, channel_id)
@@ -355,18 +353,20 @@ class JobService:
         tracked = await self._store.get_job(job_id)
         if tracked is not None and tracked.is_terminal:
             await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, "noop: already finished")
-            return CancelOutcome(job=None, tracked=tracked, already_finished=True)
+            return CancelOutcome(job=tracked, already_finished=True)
         await self._spend(BudgetKind.WRITE, actor, channel_id)
         try:
-            job = await self._client.cancel_job(job_id)
-            already_finished = False
-        except ConflictError:
-            job = await self._client.get_job(job_id)
-            already_finished = True
-        except NotFoundError:
+            with translated(job_id):
+                try:
+                    job = await self._client.cancel_job(job_id)
+                    already_finished = False
+                except ConflictError:
+                    job = await self._client.get_job(job_id)
+                    already_finished = True
+        except JobNotFound:
             await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, "error: not found")
             raise
-        except CloudflareError as error:
+        except CloudflareFailed as error:
             await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, f"error: {error.user_message()}")
             raise
         if not already_finished and tracked is not None:
@@ -375,9 +375,8 @@ class JobService:
         self._wake_notifier()
         outcome = "noop: already finished" if already_finished else "ok"
         await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, outcome)
-        return CancelOutcome(
-            job=job, tracked=await self._store.get_job(job_id), already_finished=already_finished
-        )
+        after = await self._store.get_job(job_id) or self._untracked(job)
+        return CancelOutcome(job=after, already_finished=already_finished)
 
     async def list_jobs(
         self,
@@ -388,25 +387,45 @@ class JobService:
         page: int,
         per_page: int = 10,
         channel_id: str | None = None,
-    ) -> Page[BulkJob]:
+    ) -> JobPage:
         """Return one page of the account's recent jobs, newest first."""
         await self._spend(BudgetKind.READ, actor, channel_id)
-        return await self._client.list_jobs(
-            status=status, action_type=action_type, page=page, per_page=per_page
-        )
+        with translated():
+            found = await self._client.list_jobs(
+                status=status, action_type=action_type, page=page, per_page=per_page
+            )
+        return JobPage(jobs=tuple(self._untracked(job) for job in found.items), page=page, per_page=per_page)
 
-    async def status(
-        self, job_id: str, *, actor: str, channel_id: str | None = None
-    ) -> tuple[BulkJob, TrackedJob | None]:
-        """Return Cloudflare's current view of a job, and Sweep's record of it if tracked."""
+    async def status(self, job_id: str, *, actor: str, channel_id: str | None = None) -> JobLookup:
+        """Return Cloudflare's current view of a job, as Sweep's record of it when tracked."""
         await self._spend(BudgetKind.READ, actor, channel_id)
-        job = await self._client.get_job(job_id)
-        return job, await self._store.get_job(job_id)
+        with translated(job_id):
+            job = await self._client.get_job(job_id)
+        tracked = await self._store.get_job(job_id)
+        if tracked is not None:
+            return JobLookup(job=tracked, tracked=True)
+        return JobLookup(job=self._untracked(job), tracked=False)
+
+    def _untracked(self, job: BulkJob) -> TrackedJob:
+        """Return Sweep's model of a job it does not track (no requester, channel or card)."""
+        return TrackedJob.from_job(job, account_id=self._account_id, now=self._clock())
 
     async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
-        """Start tracking a job created elsewhere; its card is posted by the notifier."""
+        """Start tracking a job created elsewhere (one GET); True if it was not tracked yet.
+
+        Its card is posted by the notifier; the tracker follows it from the next cycle on.
+        """
         await self._spend(BudgetKind.READ, requester, channel_id)
-        tracked, is_new = await self._tracker.watch(job_id, requester=requester, channel_id=channel_id)
+        with translated(job_id):
+            job = await self._client.get_job(job_id)
+        now = self._clock()
+        tracked, is_new = await self._store.track_existing(
+            job, account_id=self._account_id, requester=requester, channel_id=channel_id, now=now
+        )
+        if not is_new:
+            await self._store.apply_snapshots([job], now=now)
+            tracked = await self._store.get_job(job.job_id) or tracked
+        self._wake_notifier()
         await self._audit(
             requester, AuditAction.WATCH, job_id, channel_id, "ok" if is_new else "noop: tracked"
         )

@@ -1,16 +1,57 @@
 """Sweep's own domain models, shared by the store, tracker, notifier, use cases and block builders.
 
-Nothing here knows about Slack's API or SQL: these are the values passed between layers.
+Nothing here knows about Slack's API or SQL: these are the values passed between layers. Handlers
+and blocks take their vocabulary from here, never from `bot.cloudflare`.
+
+The value types that say *what to search and what to do* (search parameters, action, folder,
+disposition and delivery enums, a found message, a capped search result, the unknown-count
+sentinel) are Sweep's vocabulary as much as the API's: they are defined once, in
+`bot.cloudflare.models` (which may import nothing of the bot), and adopted here. The API's
+envelopes and resources (`BulkJob`, `Page`, `CreateJobRequest`, …) are not: the use cases turn
+them into `TrackedJob`, `JobPage` and `JobLookup` below.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.cloudflare.models import UNKNOWN_COUNT, BulkJob, SearchParams, is_known_count, is_terminal
+from bot.cloudflare.models import (
+    UNKNOWN_COUNT,
+    ActionType,
+    BulkJob,
+    DeliveryStatus,
+    Destination,
+    Disposition,
+    JobStatus,
+    MessageSummary,
+    SearchParams,
+    SearchResult,
+    is_known_count,
+    is_terminal,
+)
+
+__all__ = [
+    "UNKNOWN_COUNT",
+    "ActionType",
+    "AuditAction",
+    "AuditEntry",
+    "DeliveryStatus",
+    "Destination",
+    "Disposition",
+    "JobLookup",
+    "JobPage",
+    "JobStatus",
+    "MessageSummary",
+    "SearchParams",
+    "SearchResult",
+    "TrackedJob",
+    "is_known_count",
+    "is_terminal",
+]
 
 
 class TrackedJob(BaseModel):
@@ -89,6 +130,28 @@ class TrackedJob(BaseModel):
             completed_at=job.completed_at,
             updated_at=now,
         )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of the account's recent jobs, newest first (`page` is 1-based)."""
+
+    jobs: tuple[TrackedJob, ...]
+    page: int
+    per_page: int
+
+    @property
+    def has_more(self) -> bool:
+        """Return True when a full page came back, so a next one may exist (the API gives no total)."""
+        return len(self.jobs) == self.per_page
+
+
+@dataclass(frozen=True)
+class JobLookup:
+    """A job as Cloudflare reports it now, and whether Sweep tracks it (a card in a channel)."""
+
+    job: TrackedJob
+    tracked: bool
 
 
 class AuditAction(StrEnum):

@@ -30,7 +30,6 @@ from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient
 from bot.cloudflare.errors import CloudflareError, NotFoundError, RateLimitedError
 from bot.cloudflare.models import ACTIVE_STATUSES, BulkJob, is_terminal
-from bot.models import TrackedJob
 from bot.store import Store, Transition
 
 __all__ = ["TickReport", "Tracker"]
@@ -228,23 +227,6 @@ class Tracker:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
     # ------------------------------------------------------------------ watches
-
-    async def watch(self, job_id: str, *, requester: str, channel_id: str) -> tuple[TrackedJob, bool]:
-        """Start tracking a job created elsewhere (one GET); True if it was not tracked yet."""
-        job = await self._client.get_job(job_id)
-        self._note_impossible_counts([job])
-        tracked, is_new = await self._store.track_existing(
-            job,
-            account_id=self._client.account_id,
-            requester=requester,
-            channel_id=channel_id,
-            now=self._clock(),
-        )
-        if not is_new:
-            await self._store.apply_snapshots([job], now=self._clock())
-            tracked = await self._store.get_job(job.job_id) or tracked
-        self._wake()
-        return tracked, is_new
 
 
 def calls_budget(active: int, finished: int, *, per_page: int = PER_PAGE) -> int:

@@ -1,4 +1,4 @@
-"""What every listener shares: the services bundle, authorisation gates and error replies."""
+"""What every listener shares: the services bundle, the authorisation gate and error replies."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any, Literal
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.create_modal import build_loading_view
-from blocks.errors import build_cloudflare_error, build_error, build_refusal
+from blocks.errors import build_cloudflare_error, build_error
 from blocks.notice import build_notice, build_rate_limit_notice, rate_limit_text
-from bot.cloudflare.errors import CloudflareError
 from bot.dedupe import current_request_key
+from bot.errors import CloudflareFailed, SweepError
 from bot.followups import ErrorReporter, FollowUps, WaitReporter, Work
 from bot.jobs import JobService, PreviewUnusableError
 from bot.policy import Decision, Operation, Policy
@@ -99,20 +99,25 @@ class Services:
 
         return report
 
-    async def may_operate(
-        self, user_id: str, channel_id: str | None, operation: Operation = Operation.CREATE
-    ) -> Decision:
-        """Decide whether this user may do `operation` from this channel (a refusal names it)."""
-        in_channel = self.may_view(channel_id)
-        if not in_channel.allowed:
-            return in_channel
-        return await self.policy.can_operate(
-            user_id, resolve_group_members=self.resolve_group_members, operation=operation
-        )
-
     def may_view(self, channel_id: str | None) -> Decision:
         """Decide whether Sweep answers in this channel at all."""
         return self.policy.channel_allowed(channel_id)
+
+    async def authorise(
+        self, user_id: str, channel_id: str | None, operation: Operation, *, what: str
+    ) -> Decision:
+        """Decide `operation` for this user here, auditing a refusal as `what` (every listener's gate).
+
+        The caller shows `decision.reason` on its own surface (an ephemeral, a modal, a notice).
+        """
+        decision = self.may_view(channel_id)
+        if decision.allowed:
+            decision = await self.policy.can_operate(
+                user_id, resolve_group_members=self.resolve_group_members, operation=operation
+            )
+        if not decision.allowed:
+            await self.jobs.record_refusal(user_id, what, channel_id, decision.reason)
+        return decision
 
 
 def new_reference() -> str:
@@ -122,9 +127,9 @@ def new_reference() -> str:
 
 def error_message(error: Exception) -> dict[str, Any]:
     """Return the message that tells a user what failed: Cloudflare's code and message, or a reference id."""
-    if isinstance(error, CloudflareError):
+    if isinstance(error, CloudflareFailed):
         return build_cloudflare_error(error.user_message())
-    if isinstance(error, ThrottledError | PreviewUnusableError):
+    if isinstance(error, SweepError | ThrottledError | PreviewUnusableError):
         return build_notice(str(error))
     reference = new_reference()
     log.error("unexpected error (reference %s)", reference, exc_info=error)
@@ -142,9 +147,9 @@ def report_by_reply(respond: Reply) -> ErrorReporter:
 
 async def log_error(error: Exception) -> None:
     """Report a failure only in the log (where there is no message to answer the user in)."""
-    if isinstance(error, CloudflareError):
+    if isinstance(error, CloudflareFailed):
         log.warning("Cloudflare refused a follow-up: %s", error.user_message())
-    elif isinstance(error, ThrottledError | PreviewUnusableError):
+    elif isinstance(error, SweepError | ThrottledError | PreviewUnusableError):
         log.info("a follow-up was refused: %s", error)
     else:
         error_message(error)
@@ -158,11 +163,3 @@ async def reply_ephemeral(respond: Reply, message: dict[str, Any], *, replace_or
         response_type="ephemeral",
         replace_original=replace_original,
     )
-
-
-async def refuse(
-    respond: Reply, services: Services, user_id: str, what: str, channel_id: str | None, reason: str
-) -> None:
-    """Tell the user why they may not do this, and audit the refusal."""
-    await reply_ephemeral(respond, build_refusal(reason))
-    await services.jobs.record_refusal(user_id, what, channel_id, reason)

@@ -102,3 +102,20 @@ class LocalSlack(WebClientSlackPort):
     async def delete_message(self, channel: str, ts: str) -> None:
         """Delete a message (later edits get `message_not_found` from Slack)."""
         await self.client.chat_delete(channel=channel, ts=ts)
+
+
+def watching(store: Any, client: Any, notifier: Any) -> Any:
+    """Return the use cases over a component test's store, client and notifier, with no request budget.
+
+    `watch` is a use case (the tracker only tracks), so tracker tests start tracking through it.
+    """
+    from bot.jobs import JobService
+    from bot.throttle import RequestBudgets
+
+    return JobService(
+        client=client,
+        store=store,
+        account_id=client.account_id,
+        wake_notifier=notifier.wake,
+        budgets=RequestBudgets({}),
+    )

@@ -26,10 +26,12 @@ from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.cloudflare.models import UNKNOWN_COUNT
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
 from bot.devslack.state import Message
+from bot.jobs import JobService
 from bot.notifier import Notifier
 from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
 from bot.tracker import Tracker
+from tests.support import watching
 
 IMPOSSIBLE = "Cloudflare reported an impossible count"
 LABELS = {
@@ -51,6 +53,7 @@ class Env:
     slack: RunningFakeSlack
     notifier: Notifier
     tracker: Tracker
+    jobs: JobService  # watch is a use case: the tracker only tracks
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
         web = AsyncWebClient(token="xoxb-component", base_url=slack.api_url)
         notifier = Notifier(store, WebClientSlackPort(web), min_edit_interval=0)
         tracker = Tracker(store, client, poll_seconds=0.05, notifier=notifier)
-        yield Env(store, control, slack, notifier, tracker)
+        yield Env(store, control, slack, notifier, tracker, watching(store, client, notifier))
 
 
 async def seed(env: Env, count: int) -> list[str]:
@@ -117,7 +120,7 @@ def everything(message: Message) -> str:
 async def test_a_job_reporting_2_63_does_not_stop_another_job_from_completing(env: Env) -> None:
     absurd, normal = await seed(env, 2)
     for job_id in (absurd, normal):
-        await env.tracker.watch(job_id, requester="U1", channel_id="C1")
+        await env.jobs.watch(job_id, requester="U1", channel_id="C1")
     await drain(env)
     await set_counts(env, absurd, total_messages_discovered=2**63, messages_successful=2**63)
     await set_status(env, normal, "COMPLETED")
@@ -166,7 +169,7 @@ async def test_watching_a_job_with_impossible_counts_works_and_says_so(
     [job_id] = await seed(env, 1)
     await set_counts(env, job_id, **counts)
 
-    tracked, is_new = await env.tracker.watch(job_id, requester="U1", channel_id="C1")
+    tracked, is_new = await env.jobs.watch(job_id, requester="U1", channel_id="C1")
     await drain(env)
 
     assert is_new
@@ -182,7 +185,7 @@ async def test_watching_a_job_with_impossible_counts_works_and_says_so(
 
 async def test_impossible_counts_are_logged_once_per_job(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     [job_id] = await seed(env, 1)
-    await env.tracker.watch(job_id, requester="U1", channel_id="C1")
+    await env.jobs.watch(job_id, requester="U1", channel_id="C1")
     await set_counts(env, job_id, messages_pending=-5)
     with caplog.at_level("WARNING", logger="sweep.tracker"):
         for _ in range(3):

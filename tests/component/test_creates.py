@@ -28,7 +28,6 @@ from bot.jobs import CreateStatus, JobService
 from bot.notifier import Notifier
 from bot.slack_port import WebClientSlackPort
 from bot.store import IntentState, OutboxState, PreviewState, SqliteStore
-from bot.tracker import Tracker
 
 SETTLE = 30.0  # seconds after its intent a create may be proven absent (the test's own value)
 
@@ -80,14 +79,12 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
         )
         web = AsyncWebClient(token="xoxb-creates", base_url=slack.api_url)
         notifier = Notifier(store, WebClientSlackPort(web), min_edit_interval=0, clock=clock)
-        tracker = Tracker(store, client, poll_seconds=0.05, notifier=notifier, clock=clock)
         resolver = CreateResolver(
             store, client, settle_seconds=SETTLE, wake_notifier=notifier.wake, clock=clock
         )
         jobs = JobService(
             client=client,
             store=store,
-            tracker=tracker,
             account_id=account_id,
             wake_notifier=notifier.wake,
             resolver=resolver,

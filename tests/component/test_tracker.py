@@ -15,10 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.devslack.server import running_fake_slack
+from bot.jobs import JobService
 from bot.notifier import Notifier
 from bot.store import SqliteStore
 from bot.tracker import Tracker, statuses_to_list
-from tests.support import LocalSlack
+from tests.support import LocalSlack, watching
 
 
 def design_budget(active: int, finished: int, *, per_page: int = 1000) -> int:
@@ -41,6 +42,7 @@ class Env:
     slack: LocalSlack
     notifier: Notifier
     tracker: Tracker
+    jobs: JobService  # watch is a use case: the tracker only tracks
 
 
 def _root(base_url: str) -> str:
@@ -66,7 +68,7 @@ async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[
         slack = LocalSlack(fake.state, AsyncWebClient(token="xoxb-tracker-test", base_url=fake.api_url))
         notifier = Notifier(store, slack, min_edit_interval=0)
         tracker = Tracker(store, client, poll_seconds=0.05, notifier=notifier)
-        yield Env(store, client, control, slack, notifier, tracker)
+        yield Env(store, client, control, slack, notifier, tracker, watching(store, client, notifier))
 
 
 async def seed(env: Env, count: int, status: str = "PENDING") -> list[str]:
@@ -91,7 +93,7 @@ async def fault(env: Env, **spec: Any) -> None:
 
 async def track(env: Env, job_ids: list[str]) -> None:
     for job_id in job_ids:
-        await env.tracker.watch(job_id, requester="U1", channel_id="C1")
+        await env.jobs.watch(job_id, requester="U1", channel_id="C1")
     while await env.notifier.drain_once():
         pass
 

@@ -80,6 +80,15 @@ def make_job(**changes: Any) -> TrackedJob:
     return TrackedJob(**base)
 
 
+def seen(job: BulkJob) -> TrackedJob:
+    """Return Sweep's model of a job Cloudflare listed (what the use cases give the blocks)."""
+    return TrackedJob.from_job(job, account_id="acct", now=NOW)
+
+
+def seen_all(jobs: list[BulkJob]) -> list[TrackedJob]:
+    return [seen(job) for job in jobs]
+
+
 def make_bulk(index: int = 0, **changes: Any) -> BulkJob:
     raw: dict[str, Any] = {
         "job_id": f"00000000-0000-4000-8000-{index:012d}",
@@ -483,18 +492,20 @@ def test_transition_reply_for_cancel_and_gone() -> None:
 
 def test_status_card_for_untracked_and_tracked_jobs() -> None:
     untracked = check_message(
-        build_status_card(make_bulk(1, status="PROCESSING", messages_pending=5), now=NOW)
+        build_status_card(seen(make_bulk(1, status="PROCESSING", messages_pending=5)), tracked=False, now=NOW)
     )
     assert "Not tracked by Sweep" in all_text(untracked)
     assert "created outside Sweep" in all_text(untracked)
     assert find_buttons(untracked, ActionId.CANCEL_JOB)
     odd = check_message(
         build_status_card(
-            make_bulk(2, status="BRAND_NEW", action_type="PURGE", action_params={"type": "PURGE"}), now=NOW
+            seen(make_bulk(2, status="BRAND_NEW", action_type="PURGE", action_params={"type": "PURGE"})),
+            tracked=False,
+            now=NOW,
         )
     )
     assert "BRAND_NEW" in all_text(odd)
-    tracked = check_message(build_status_card(make_job(status="COMPLETED"), now=NOW))
+    tracked = check_message(build_status_card(make_job(status="COMPLETED"), tracked=True, now=NOW))
     assert not find_buttons(tracked, ActionId.CANCEL_JOB)
 
 
@@ -512,7 +523,7 @@ def test_empty_list_says_so() -> None:
 def test_list_with_200_jobs_fits_in_one_message() -> None:
     jobs = [make_bulk(i, comment=EVIL) for i in range(200)]
     listing = check_message(
-        build_job_list(jobs, page=1, has_more=True, status=None, action_type=None, now=NOW)
+        build_job_list(seen_all(jobs), page=1, has_more=True, status=None, action_type=None, now=NOW)
     )
     assert_escaped(listing)
     assert len(listing["blocks"]) <= 50
@@ -525,19 +536,21 @@ def test_list_with_200_jobs_fits_in_one_message() -> None:
 def test_list_paging_buttons_carry_the_filters() -> None:
     jobs = [make_bulk(i) for i in range(10)]
     first = check_message(
-        build_job_list(jobs, page=1, has_more=True, status="COMPLETED", action_type="MOVE", now=NOW)
+        build_job_list(seen_all(jobs), page=1, has_more=True, status="COMPLETED", action_type="MOVE", now=NOW)
     )
     (only,) = find_buttons(first, ActionId.LIST_PAGE)
     assert decode(ListPageValue, only["value"]) == ListPageValue(
         status="COMPLETED", action_type="MOVE", page=2
     )
     middle = check_message(
-        build_job_list(jobs, page=3, has_more=True, status=None, action_type=None, now=NOW)
+        build_job_list(seen_all(jobs), page=3, has_more=True, status=None, action_type=None, now=NOW)
     )
     previous, following = find_buttons(middle, ActionId.LIST_PAGE)
     assert decode(ListPageValue, previous["value"]).page == 2
     assert decode(ListPageValue, following["value"]).page == 4
-    last = check_message(build_job_list(jobs, page=3, has_more=False, status=None, action_type=None, now=NOW))
+    last = check_message(
+        build_job_list(seen_all(jobs), page=3, has_more=False, status=None, action_type=None, now=NOW)
+    )
     (back,) = find_buttons(last, ActionId.LIST_PAGE)
     assert decode(ListPageValue, back["value"]).page == 2
 
@@ -549,7 +562,9 @@ def test_list_shows_status_counts_and_age() -> None:
         make_bulk(3, action_type="RELEASE", action_params={"type": "RELEASE"}),
     ]
     text = all_text(
-        check_message(build_job_list(jobs, page=1, has_more=False, status=None, action_type=None, now=NOW))
+        check_message(
+            build_job_list(seen_all(jobs), page=1, has_more=False, status=None, action_type=None, now=NOW)
+        )
     )
     assert ":gear: Processing" in text and "WEIRD" in text and "Release from quarantine" in text
     assert "4 pending" in text and "1 h ago" in text
@@ -910,7 +925,7 @@ def test_any_strings_keep_cards_valid_and_escaped(
     for message in (
         build_job_card(job, now=NOW),
         build_transition_reply(job, previous_status=status, now=NOW),
-        build_status_card(job, now=NOW),
+        build_status_card(job, tracked=True, now=NOW),
     ):
         check_message(message)
         assert_escaped(message)
@@ -1044,7 +1059,7 @@ def test_a_card_shows_no_invisible_character_from_cloudflare() -> None:
     for message in (
         build_transition_reply(job, previous_status="PEN\u2067DING", now=NOW),
         build_transition_reply(job.model_copy(update={"status": "COMPLETED"}), previous_status=None, now=NOW),
-        build_status_card(make_bulk(comment=HOSTILE, status_message=HOSTILE), now=NOW),
+        build_status_card(seen(make_bulk(comment=HOSTILE, status_message=HOSTILE)), tracked=False, now=NOW),
     ):
         assert_nothing_invisible(check_message(message))
 
@@ -1054,7 +1069,7 @@ def test_a_list_and_previews_show_no_invisible_character_from_cloudflare() -> No
         make_bulk(i, comment=HOSTILE, status="PROCE\u200bSSING", job_id=f"job\u202e{i}") for i in range(3)
     ]
     listed = check_message(
-        build_job_list(jobs, page=1, has_more=True, status=None, action_type=None, now=NOW)
+        build_job_list(seen_all(jobs), page=1, has_more=True, status=None, action_type=None, now=NOW)
     )
     assert_nothing_invisible(listed)
     samples = SearchResult(
@@ -1125,7 +1140,7 @@ def test_an_impossible_count_is_shown_as_unknown_with_a_note() -> None:
     )
     assert "discovered: unknown" in reply["text"] and "impossible count" in all_text(reply)
     listed = build_job_list(
-        [make_bulk(total_messages_discovered=2**63, messages_pending=-3)],
+        [seen(make_bulk(total_messages_discovered=2**63, messages_pending=-3))],
         page=1,
         has_more=False,
         status=None,
@@ -1214,5 +1229,5 @@ def test_card_and_thread_reply_word_the_outcome_alike() -> None:
 
 def test_job_list_words_the_outcome_like_the_card() -> None:
     job = make_bulk(status="COMPLETED", messages_failed=2, messages_pending=0)
-    listed = build_job_list([job], page=1, has_more=False, status=None, action_type=None, now=NOW)
+    listed = build_job_list([seen(job)], page=1, has_more=False, status=None, action_type=None, now=NOW)
     assert "Completed with 2 failures" in all_text(check_message(listed))

@@ -251,8 +251,9 @@ def test_any_bulk_job_parses_and_renders_as_valid_escaped_blocks(
     tracked = tracked.model_copy(update={"cancelled_by": cancelled_by, "gone": gone, "card_ts": "1.000100"})
     check_message(build_job_card(tracked, now=NOW), "job card")
     check_message(build_transition_reply(tracked, previous_status=previous, now=NOW), "transition reply")
-    check_message(build_status_card(job, now=NOW), "status card (untracked)")
-    check_message(build_status_card(tracked, now=NOW), "status card (tracked)")
+    untracked = TrackedJob.from_job(job, account_id=ACCOUNT, now=NOW)
+    check_message(build_status_card(untracked, tracked=False, now=NOW), "status card (untracked)")
+    check_message(build_status_card(tracked, tracked=True, now=NOW), "status card (tracked)")
 
 
 @FUZZ
@@ -266,7 +267,7 @@ def test_any_bulk_job_parses_and_renders_as_valid_escaped_blocks(
 def test_any_page_of_bulk_jobs_renders_as_a_valid_escaped_list(
     jobs: list[dict[str, Any]], page: int, has_more: bool, status: str | None, action_type: str | None
 ) -> None:
-    parsed = [BulkJob.model_validate(job) for job in jobs]
+    parsed = [TrackedJob.from_job(BulkJob.model_validate(job), account_id=ACCOUNT, now=NOW) for job in jobs]
     check_message(
         build_job_list(parsed, page=page, has_more=has_more, status=status, action_type=action_type, now=NOW),
         "job list",

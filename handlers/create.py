@@ -1,7 +1,7 @@
-"""Flows shared by more than one surface (slash command, buttons, modal): authorise, call a use case, reply.
+"""Create a job: `/sweep move|release …` (an inline preview), its Confirm and Dismiss buttons.
 
-Each flow takes a `reply` callable so the same logic answers through a response_url, an ack body
-or a modal update.
+`confirm_preview` is the one create flow, shared with the modal's preview step
+(`handlers.create_form`): it creates the stored preview, once, and says what happened.
 """
 
 from __future__ import annotations
@@ -9,48 +9,66 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
 from blocks._kit import safe
 from blocks.notice import build_notice
-from bot.cloudflare.errors import CloudflareError, NotFoundError
+from blocks.preview import build_inline_preview
 from bot.draft import JobDraft
+from bot.errors import CloudflareFailed
+from bot.grammar import CreateCommand
+from bot.ids import ActionId
 from bot.jobs import CreateOutcome, CreateStatus
+from bot.payloads import ConfirmCreateValue, encode
 from bot.policy import Operation
-from handlers._common import Reply, Services, error_message, refuse, reply_ephemeral
+from handlers._common import Services, error_message, reply_ephemeral, report_by_reply
+from handlers._listen import Request, on_button, requires
 
 
-async def cancel_job(
-    services: Services, respond: Reply, *, job_id: str, user_id: str, channel_id: str | None
+@requires(Operation.CREATE, lambda _: "create")
+async def handle_create_command(services: Services, request: Request, command: CreateCommand) -> None:
+    """`/sweep move|release …`: count what it matches and show the preview with Confirm."""
+    if request.channel_id is None:  # a slash command always has one
+        return
+    preview = await services.jobs.preview(
+        command.draft, requester=request.user_id, channel_id=request.channel_id
+    )
+    message = build_inline_preview(
+        draft=command.draft,
+        preview=preview.result,
+        limit=services.jobs.preview_limit,
+        confirm_value=encode(ConfirmCreateValue(preview_id=preview.id)),
+        now=services.clock(),
+    )
+    await reply_ephemeral(request.respond, message)
+
+
+async def handle_confirm_create_button(
+    services: Services, request: Request, value: ConfirmCreateValue
 ) -> None:
-    """Cancel a job for a user, politely when it already finished, refusing non-operators."""
-    decision = await services.may_operate(user_id, channel_id, Operation.CANCEL)
-    if not decision.allowed:
-        await refuse(respond, services, user_id, f"cancel {job_id}", channel_id, decision.reason)
-        return
-    try:
-        outcome = await services.jobs.cancel(job_id, actor=user_id, channel_id=channel_id)
-    except NotFoundError:
-        await reply_ephemeral(respond, build_notice(f"No job `{job_id}` exists in this Cloudflare account."))
-        return
-    except CloudflareError as error:
-        await reply_ephemeral(respond, error_message(error))
-        return
-    if outcome.already_finished:
-        status = (
-            outcome.tracked.status if outcome.tracked else (outcome.job.status if outcome.job else "finished")
-        )
-        text = f"Job `{job_id}` had already finished ({status}); there was nothing left to cancel."
-    else:
-        action = (
-            outcome.tracked.action_type
-            if outcome.tracked
-            else (outcome.job.action_type if outcome.job else "")
-        )
-        done = "released" if action == "RELEASE" else "moved"
-        text = (
-            f"Cancelled job `{job_id}`. Pending messages will not be processed; "
-            f"messages already {done} stay {done}."
-        )
-    await reply_ephemeral(respond, build_notice(text))
+    """The inline preview's Confirm: create the stored preview (in the channel Slack says was clicked)."""
+
+    async def creating() -> None:
+        await reply_ephemeral(request.respond, build_notice("Creating the job…"), replace_original=True)
+
+    message = await confirm_preview(
+        services,
+        preview_id=value.preview_id,
+        user_id=request.user_id,
+        click_channel_id=request.channel_id,
+        on_recorded=creating,
+    )
+    await reply_ephemeral(request.respond, message, replace_original=True)
+
+
+async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond, services: Services) -> None:
+    """The inline preview's Dismiss: say nothing was created, in place of the preview."""
+    await ack()
+
+    async def act() -> None:
+        await reply_ephemeral(respond, build_notice("Nothing was created."), replace_original=True)
+
+    services.after_ack(act, label="dismiss preview", on_error=report_by_reply(respond))
 
 
 async def confirm_preview(
@@ -70,9 +88,8 @@ async def confirm_preview(
     """
     record = await services.jobs.get_preview(preview_id)
     channel_id = click_channel_id or (record.channel_id if record is not None else None)
-    decision = await services.may_operate(user_id, channel_id)
+    decision = await services.authorise(user_id, channel_id, Operation.CREATE, what="create")
     if not decision.allowed:
-        await services.jobs.record_refusal(user_id, "create", channel_id, decision.reason)
         return build_notice(decision.reason)
     try:
         outcome = await services.jobs.create_from_preview(
@@ -82,7 +99,7 @@ async def confirm_preview(
             confirm_check=confirm_check,
             on_recorded=on_recorded,
         )
-    except CloudflareError as error:
+    except CloudflareFailed as error:
         return error_message(error)
     return build_notice(_create_outcome_text(outcome))
 
@@ -126,3 +143,24 @@ def _create_outcome_text(outcome: CreateOutcome) -> str:
 def card_link(channel_id: str, ts: str) -> str:
     """Return a link to a message (Slack redirects it to the workspace)."""
     return f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Attach the inline preview's Confirm and Dismiss buttons."""
+    # A create starts at once, never deferred: a crash must not strand an acknowledged create.
+    app.action(ActionId.CONFIRM_CREATE.value)(
+        on_button(
+            services,
+            ConfirmCreateValue,
+            handle_confirm_create_button,
+            label="create (button)",
+            replace="always",
+            urgent=True,
+            garbled_replaces=True,
+        )
+    )
+
+    async def dismiss(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await handle_dismiss_preview_button(ack, respond, services)
+
+    app.action(ActionId.DISMISS_PREVIEW.value)(dismiss)
