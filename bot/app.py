@@ -61,7 +61,7 @@ from bot.inbound import (
     verify_signature,
 )
 from bot.jobs import JobService
-from bot.notifier import Notifier
+from bot.outbox import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore

@@ -6,7 +6,8 @@ permission is gone) and `SlackTransientError` (try again later; `SlackRateLimite
 when). `RecordingSlackPort` is an in-memory Slack for tests and the demo.
 
 Scopes: `chat:write` to post and edit; `channels:history` and `groups:history` for
-`find_message_with_metadata` (the notifier's exactly-once check after a crash).
+`find_message_with_metadata` (the notifier's exactly-once check after a crash); `im:write` (and
+`im:history`) only for a delivery kind that sends direct messages (`open_dm`).
 """
 
 from __future__ import annotations
@@ -138,6 +139,9 @@ class SlackPort(Protocol):
     ) -> str | None:
         """Return the ts of a message (in the thread, or the channel) carrying this metadata, or None."""
 
+    async def open_dm(self, *, user: str) -> str:
+        """Return the id of the bot's direct-message channel with a user (opened if need be)."""
+
 
 def _retry_after(headers: Mapping[str, Any] | None) -> float:
     for name, value in (headers or {}).items():
@@ -246,6 +250,11 @@ class WebClientSlackPort:
                 return None
         return None
 
+    async def open_dm(self, *, user: str) -> str:
+        """Open (or find) the DM with conversations.open; the same user always gives the same channel."""
+        response = await self._call(self._client.conversations_open, users=user)
+        return str(response["channel"]["id"])
+
 
 @dataclass
 class RecordedMessage:
@@ -332,6 +341,11 @@ class RecordingSlackPort:
             if message.channel == channel and in_scope and _matches(vars(message), event_type, key):
                 return message.ts
         return None
+
+    async def open_dm(self, *, user: str) -> str:
+        """Return the user's DM channel (`D` + the user id)."""
+        self.calls.append(("open_dm", {"user": user}))
+        return f"D{user}"
 
     def count(self, method: str) -> int:
         """Return how many times a method was called."""

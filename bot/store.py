@@ -13,6 +13,8 @@ can never be queued twice. Row kinds:
 - `card_update` (key `card`): one re-armable row per job. Each change bumps its `seq` and sets it
   pending; the notifier renders the job's *current* state and settles the row only if `seq` did not
   move meanwhile, so coalescing edits never loses the final state.
+- any kind registered in `bot.outbox` (`queue_delivery`): e.g. `create_not_made` (no job, to the
+  requester's channel, key `create:{tag}`). The store knows targets, not kinds.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,7 +33,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 import aiosqlite
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from bot.cloudflare.models import BulkJob, CreateJobRequest, SearchParams, is_terminal
 from bot.models import AuditAction, AuditEntry, TrackedJob
@@ -55,6 +57,8 @@ __all__ = [
 log = logging.getLogger("sweep.store")
 
 CARD_KEY = "card"
+#: Kinds whose rows do not wait for their job's card (the notifier passes the registry's own set).
+CARD_FREE_KINDS: frozenset[str] = frozenset({"card_post"})
 BUSY_TIMEOUT_MS = 5000
 
 # Each entry is one schema version (index + 1), applied in order inside one transaction.
@@ -222,6 +226,41 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX seen_requests_at ON seen_requests (at);
     """,
+    # 3: a delivery may target a thread or a user (a DM) as well as a channel; a notice's kind is the
+    # notice itself (kinds are registered in `bot.outbox`, so the table names none).
+    """
+    CREATE TABLE outbox_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT REFERENCES tracked_jobs (job_id),
+        channel_id TEXT,
+        thread_ts TEXT,
+        user_id TEXT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'pending'
+            CHECK (state IN ('pending', 'attempting', 'sent', 'failed')),
+        seq INTEGER NOT NULL DEFAULT 1,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at REAL NOT NULL,
+        slack_ts TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (job_id, kind, key),
+        CHECK (job_id IS NOT NULL OR channel_id IS NOT NULL OR user_id IS NOT NULL)
+    );
+    INSERT INTO outbox_v3 (id, job_id, channel_id, kind, key, payload, state, seq, attempts, due_at, slack_ts,
+                           last_error, created_at, updated_at)
+        SELECT id, job_id, channel_id,
+               CASE WHEN kind = 'notice' THEN COALESCE(json_extract(payload, '$.notice'), kind) ELSE kind END,
+               key, payload, state, seq, attempts, due_at, slack_ts, last_error, created_at, updated_at
+        FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v3 RENAME TO outbox;
+    CREATE INDEX outbox_due ON outbox (due_at) WHERE state IN ('pending', 'attempting');
+    CREATE UNIQUE INDEX outbox_unique_notice ON outbox (kind, key) WHERE job_id IS NULL;
+    """,
 )
 
 _JOB_COLUMNS = (
@@ -261,10 +300,11 @@ UNRESOLVED_INTENTS = (IntentState.OPEN, IntentState.AMBIGUOUS)
 
 
 class OutboxKind(StrEnum):
+    """The kinds the store itself queues; any other kind registered in `bot.outbox` may be queued too."""
+
     CARD_POST = "card_post"
     CARD_UPDATE = "card_update"
     TRANSITION = "transition"
-    NOTICE = "notice"  # a message to a channel that belongs to no tracked job (e.g. a create not made)
 
 
 class PreviewState(StrEnum):
@@ -325,8 +365,8 @@ class OutboxItem(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
-    job_id: str | None  # None for a notice that belongs to no tracked job
-    kind: OutboxKind
+    job_id: str | None  # None for a delivery that belongs to no tracked job (a notice, a DM)
+    kind: str  # an `OutboxKind` for the store's own kinds
     key: str
     state: OutboxState
     seq: int
@@ -336,6 +376,13 @@ class OutboxItem(BaseModel):
     card_ts: str | None
     slack_ts: str | None = None
     last_error: str | None = None
+    thread_ts: str | None = None  # an explicit thread to reply in
+    user_id: str | None = None  # the user a direct message goes to
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        return OutboxKind(value) if value in OutboxKind._value2member_map_ else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +494,20 @@ class Store(Protocol):
     ) -> bool:
         """Queue a message to a channel that belongs to no job, once per key."""
 
+    async def queue_delivery(
+        self,
+        key: str,
+        *,
+        kind: str,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+        user_id: str | None = None,
+        payload: dict[str, Any],
+        job_id: str | None = None,
+        now: datetime,
+    ) -> bool:
+        """Queue one Slack delivery of a registered kind, once per (job, kind, key); True if newly queued."""
+
     # tracked jobs
     async def track_existing(
         self, job: BulkJob, *, account_id: str, requester: str, channel_id: str, now: datetime
@@ -482,10 +543,12 @@ class Store(Protocol):
         """Return audit entries, newest first."""
 
     # outbox (the notifier's side)
-    async def outbox_due(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Return the rows ready to send, oldest first (replies wait until their card exists)."""
+    async def outbox_due(
+        self, *, now: datetime, limit: int = 100, card_free: Collection[str] = CARD_FREE_KINDS
+    ) -> list[OutboxItem]:
+        """Return the rows ready to send, oldest first (a job's rows wait for its card, but `card_free`)."""
 
-    async def outbox_next_due(self) -> datetime | None:
+    async def outbox_next_due(self, *, card_free: Collection[str] = CARD_FREE_KINDS) -> datetime | None:
         """Return when the next row becomes due, or None if nothing is waiting."""
 
     async def outbox_get(self, item_id: int) -> OutboxItem | None:
@@ -648,7 +711,7 @@ def _outbox_from_row(row: aiosqlite.Row) -> OutboxItem:
     return OutboxItem(
         id=row["id"],
         job_id=row["job_id"],
-        kind=OutboxKind(row["kind"]),
+        kind=row["kind"],
         key=row["key"],
         state=OutboxState(row["state"]),
         seq=row["seq"],
@@ -658,6 +721,8 @@ def _outbox_from_row(row: aiosqlite.Row) -> OutboxItem:
         card_ts=row["card_ts"],
         slack_ts=row["slack_ts"],
         last_error=row["last_error"],
+        thread_ts=row["thread_ts"],
+        user_id=row["user_id"],
     )
 
 
@@ -709,14 +774,16 @@ _SETTLE_CARD_UPDATE = """
 
 _OUTBOX_SELECT = """
     SELECT o.id, o.job_id, o.kind, o.key, o.payload, o.state, o.seq, o.attempts, o.slack_ts,
-           o.last_error, COALESCE(o.channel_id, j.channel_id) AS channel_id, j.card_ts
+           o.last_error, COALESCE(o.channel_id, j.channel_id) AS channel_id, j.card_ts, o.thread_ts, o.user_id
     FROM outbox o LEFT JOIN tracked_jobs j ON j.job_id = o.job_id
 """
 
-# A job's replies and edits wait for its card; a notice (no job) only for its due time.
+# A job's rows wait for its card, but the kinds in the JSON list bound to `:card_free` (the card post);
+# a row with no job only for its due time.
 _OUTBOX_WAITING = """
     o.state IN ('pending', 'attempting')
-    AND (o.job_id IS NULL OR (j.card_dead = 0 AND (o.kind = 'card_post' OR j.card_ts IS NOT NULL)))
+    AND (o.job_id IS NULL OR (j.card_dead = 0 AND (
+        o.kind IN (SELECT value FROM json_each(:card_free)) OR j.card_ts IS NOT NULL)))
 """
 
 
@@ -874,7 +941,9 @@ class SqliteStore:
                 raise
             await self._db.execute("COMMIT")
 
-    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    async def _fetchall(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[aiosqlite.Row]:
         async with self._lock, self._db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
@@ -1001,8 +1070,16 @@ class SqliteStore:
             if notice is not None:
                 row = await self._one(db, "SELECT channel_id FROM create_intents WHERE tag = ?", (tag,))
                 assert row is not None  # noqa: S101 - just updated
-                await self._queue_notice(
-                    db, key=f"create:{tag}", channel_id=row["channel_id"], payload=notice, now=now
+                await self._queue_delivery(
+                    db,
+                    key=f"create:{tag}",
+                    kind=_notice_kind(notice),
+                    channel_id=row["channel_id"],
+                    thread_ts=None,
+                    user_id=None,
+                    payload=notice,
+                    job_id=None,
+                    now=now,
                 )
             return True
 
@@ -1150,20 +1227,64 @@ class SqliteStore:
     async def queue_notice(
         self, key: str, *, channel_id: str, payload: dict[str, Any], now: datetime
     ) -> bool:
-        """Queue a message to a channel that belongs to no job, once per key; True if newly queued."""
+        """Queue a message to a channel that belongs to no job, once per key; True if newly queued.
+
+        The kind is the notice's own (`payload["notice"]`, e.g. `create_not_made`).
+        """
+        return await self.queue_delivery(
+            key, kind=_notice_kind(payload), channel_id=channel_id, payload=payload, now=now
+        )
+
+    async def queue_delivery(
+        self,
+        key: str,
+        *,
+        kind: str,
+        channel_id: str | None = None,
+        thread_ts: str | None = None,
+        user_id: str | None = None,
+        payload: dict[str, Any],
+        job_id: str | None = None,
+        now: datetime,
+    ) -> bool:
+        """Queue one Slack delivery of a registered kind, once per (job, kind, key); True if newly queued."""
         async with self._tx() as db:
-            return await self._queue_notice(db, key=key, channel_id=channel_id, payload=payload, now=now)
+            return await self._queue_delivery(
+                db,
+                key=key,
+                kind=kind,
+                channel_id=channel_id,
+                thread_ts=thread_ts,
+                user_id=user_id,
+                payload=payload,
+                job_id=job_id,
+                now=now,
+            )
 
     @staticmethod
-    async def _queue_notice(
-        db: aiosqlite.Connection, *, key: str, channel_id: str, payload: dict[str, Any], now: datetime
+    async def _queue_delivery(
+        db: aiosqlite.Connection,
+        *,
+        key: str,
+        kind: str,
+        channel_id: str | None,
+        thread_ts: str | None,
+        user_id: str | None,
+        payload: dict[str, Any],
+        job_id: str | None,
+        now: datetime,
     ) -> bool:
+        if job_id is None and channel_id is None and user_id is None:
+            raise StoreError(f"delivery {kind} {key} has no target: give a job, a channel or a user")
         cursor = await db.execute(
-            "INSERT OR IGNORE INTO outbox (job_id, channel_id, kind, key, payload, due_at, created_at, "
-            "updated_at) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (job_id, channel_id, thread_ts, user_id, kind, key, payload, "
+            "due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                job_id,
                 channel_id,
-                OutboxKind.NOTICE.value,
+                thread_ts,
+                user_id,
+                kind,
                 key,
                 json.dumps(payload),
                 _epoch(now),
@@ -1344,17 +1465,19 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ outbox
 
-    async def outbox_due(self, *, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Return the rows ready to send, oldest first (replies and edits wait for their card)."""
+    async def outbox_due(
+        self, *, now: datetime, limit: int = 100, card_free: Collection[str] = CARD_FREE_KINDS
+    ) -> list[OutboxItem]:
+        """Return the rows ready to send, oldest first (a job's rows wait for its card, but `card_free`)."""
         rows = await self._fetchall(
-            f"{_OUTBOX_SELECT} WHERE {_OUTBOX_WAITING} AND o.due_at <= ? ORDER BY o.id LIMIT ?",
-            (_epoch(now), limit),
+            f"{_OUTBOX_SELECT} WHERE {_OUTBOX_WAITING} AND o.due_at <= :now ORDER BY o.id LIMIT :limit",
+            {"card_free": json.dumps(sorted(card_free)), "now": _epoch(now), "limit": limit},
         )
         return [_outbox_from_row(row) for row in rows]
 
-    async def outbox_next_due(self) -> datetime | None:
+    async def outbox_next_due(self, *, card_free: Collection[str] = CARD_FREE_KINDS) -> datetime | None:
         """Return when the next row becomes due, or None if nothing is waiting."""
-        rows = await self._fetchall(_NEXT_DUE)
+        rows = await self._fetchall(_NEXT_DUE, {"card_free": json.dumps(sorted(card_free))})
         value = rows[0][0] if rows else None
         return None if value is None else datetime.fromtimestamp(value, UTC)
 
@@ -1460,6 +1583,14 @@ class SqliteStore:
                 "WHERE job_id = ? AND state IN ('pending', 'attempting')",
                 (error, now_iso, job_id),
             )
+
+
+def _notice_kind(payload: dict[str, Any]) -> str:
+    """Return the outbox kind of a notice: the notice it is (`create_not_made`…)."""
+    kind = payload.get("notice")
+    if not isinstance(kind, str) or not kind:
+        raise StoreError("a notice payload names its kind in 'notice'")
+    return kind
 
 
 def _payload_state(job: BulkJob) -> dict[str, Any]:

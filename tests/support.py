@@ -71,6 +71,7 @@ API_METHODS = {
     "post_message": ("chat.postMessage",),
     "update_message": ("chat.update",),
     "find_message_with_metadata": ("conversations.history", "conversations.replies"),
+    "open_dm": ("conversations.open",),
 }
 
 

@@ -626,6 +626,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
+            "conversations.open": self._conversations_open,
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
@@ -803,6 +804,17 @@ class FakeSlack:
         items = [self._with_thread_info(m, include_metadata) for m in self.thread(channel, parent_ts)]
         page, cursor = _page(items, params, 1000)
         return {"messages": page, "has_more": bool(cursor), "response_metadata": {"next_cursor": cursor}}
+
+    def _conversations_open(self, params: JsonDict) -> JsonDict:
+        # One user: the bot's DM with them, the same channel every time (`D` + the user id).
+        users = [u for u in _required(params, "users").split(",") if u]
+        if len(users) != 1:
+            raise SlackCallError("not_supported")  # group DMs are not simulated
+        [user] = users
+        if user not in self.users and user[:1] not in ("U", "W"):
+            raise SlackCallError("user_not_found")
+        channel = f"D{user}"
+        return {"channel": {"id": channel, "is_im": True, "user": user}}
 
     def _usergroups_users_list(self, params: JsonDict) -> JsonDict:
         group = _required(params, "usergroup")

@@ -27,7 +27,7 @@ from bot.cloudflare.models import UNKNOWN_COUNT
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
 from bot.devslack.state import Message
 from bot.jobs import JobService
-from bot.notifier import Notifier
+from bot.outbox import Notifier
 from bot.slack_port import WebClientSlackPort
 from bot.store import SqliteStore
 from bot.tracker import Tracker

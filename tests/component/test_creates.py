@@ -25,7 +25,7 @@ from bot.devslack.server import RunningFakeSlack, running_fake_slack
 from bot.draft import JobDraft
 from bot.ids import EventType
 from bot.jobs import CreateStatus, JobService
-from bot.notifier import Notifier
+from bot.outbox import Notifier
 from bot.slack_port import WebClientSlackPort
 from bot.store import IntentState, OutboxState, PreviewState, SqliteStore
 

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cloudflare.models import BulkJob
 from bot.devslack.server import running_fake_slack
-from bot.notifier import Notifier
+from bot.outbox import Notifier
 from bot.slack_port import SlackPort
 from bot.store import OutboxKind, OutboxState, SqliteStore
 from tests.support import LocalSlack

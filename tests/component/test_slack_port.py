@@ -14,7 +14,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
-from bot.notifier import card_metadata, transition_metadata
+from bot.outbox import card_metadata, transition_metadata
 from bot.slack_port import (
     HISTORY_PAGE,
     SlackPermanentError,

@@ -64,7 +64,8 @@ async def track(store: SqliteStore, job: BulkJob, channel: str = "C1") -> None:
 
 # The schema this release ships: one migration step. Adding a step must bump this on purpose.
 # Version 2 (issue 9): ambiguous creates, stored use-once previews, remembered Slack requests.
-SHIPPED_SCHEMA_VERSION = 2
+# Version 3 (issue 11): an outbox row may target a thread or a user; a notice's kind is its notice.
+SHIPPED_SCHEMA_VERSION = 3
 # Tables the README and DESIGN.md name (the audit log is `audit_log`, README "Security model").
 SHIPPED_TABLES = {"audit_log", "create_intents", "outbox", "tracked_jobs", "previews", "seen_requests"}
 

@@ -52,7 +52,7 @@ async def test_a_version_1_database_upgrades_in_place_keeping_every_row(tmp_path
     path = tmp_path / "sweep.db"
     make_version_1(path)
     async with SqliteStore.open(path) as store:
-        assert await store.schema_version() == 2  # the second schema step of issue 9
+        assert await store.schema_version() == 3  # issue 9 made step 2, issue 11 step 3 (outbox targets)
         job = await store.get_job(JOB)
         assert job is not None and job.status == "PROCESSING" and job.card_ts == "1.000100"
         [intent] = await store.open_create_intents()
@@ -65,4 +65,4 @@ async def test_a_version_1_database_upgrades_in_place_keeping_every_row(tmp_path
         with pytest.raises(Exception, match="append-only"):
             await store._fetchall("DELETE FROM audit_log")  # noqa: SLF001 - the trigger is the point
     async with SqliteStore.open(path) as again:
-        assert await again.schema_version() == 2
+        assert await again.schema_version() == 3

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.devslack.server import running_fake_slack
 from bot.jobs import JobService
-from bot.notifier import Notifier
+from bot.outbox import Notifier
 from bot.store import SqliteStore
 from bot.tracker import Tracker, statuses_to_list
 from tests.support import LocalSlack, watching

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.models import TrackedJob
-from bot.notifier import _reply_job, card_metadata, transition_metadata
+from bot.outbox.kinds import _reply_job, card_metadata, transition_metadata
 from bot.slack_port import metadata_key
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -1,0 +1,138 @@
+"""Sweep's delivery kinds, each registered once in `KINDS`.
+
+- `card_post`: the job's card, posted in its channel when tracking starts; it becomes the card.
+- `card_update`: the card edited to the job's current state, re-armed by every change, coalesced.
+- `transition`: one reply in the card's thread per status change, showing the state of that moment.
+- `create_not_made`: a notice to the requester's channel that a confirmed create made no job (no
+  job row; key `create:{tag}`).
+
+A new kind is one more `KINDS.register(Kind(...))` here (its renderer may live in `blocks/`), and
+its rows are queued with `Store.queue_delivery(key, kind=…, …)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from blocks.job_card import build_job_card, build_transition_reply
+from blocks.notice import build_create_not_made
+from bot.ids import EventType
+from bot.models import TrackedJob
+from bot.outbox.registry import Kind, Recovery, Registry, Target
+from bot.store import OutboxItem, OutboxKind
+
+__all__ = [
+    "CREATE_NOT_MADE",
+    "KINDS",
+    "card_metadata",
+    "notice_metadata",
+    "transition_metadata",
+]
+
+#: The kind (and `payload["notice"]`) of the notice that a confirmed create made no job.
+CREATE_NOT_MADE = "create_not_made"
+
+
+def card_metadata(job_id: str) -> dict[str, Any]:
+    """Return the metadata Sweep posts with a job's card."""
+    return {"event_type": EventType.CARD.value, "event_payload": {"job_id": job_id}}
+
+
+def transition_metadata(job_id: str, transition: str) -> dict[str, Any]:
+    """Return the metadata Sweep posts with a transition reply."""
+    return {
+        "event_type": EventType.TRANSITION.value,
+        "event_payload": {"job_id": job_id, "transition": transition},
+    }
+
+
+def notice_metadata(key: str) -> dict[str, Any]:
+    """Return the metadata Sweep posts with a channel notice (keyed like its outbox row)."""
+    return {"event_type": EventType.NOTICE.value, "event_payload": {"job_id": key}}
+
+
+def _the_job(job: TrackedJob | None) -> TrackedJob:
+    if job is None:  # the notifier never renders a job's message without its job
+        raise ValueError("this kind renders a tracked job")
+    return job
+
+
+def _reply_job(job: TrackedJob, payload: Mapping[str, Any]) -> TrackedJob:
+    """Return the job as it was at the transition (the store may already hold a later state)."""
+    if payload.get("gone"):
+        return job
+    state = payload.get("state") or {"status": payload.get("status", job.status)}
+    return TrackedJob.model_validate({**job.model_dump(), **state, "gone": False})
+
+
+def render_card(payload: Mapping[str, Any], job: TrackedJob | None, now: datetime) -> dict[str, Any]:
+    """Render the job's card from its current state."""
+    return build_job_card(_the_job(job), now=now)
+
+
+def render_transition(payload: Mapping[str, Any], job: TrackedJob | None, now: datetime) -> dict[str, Any]:
+    """Render a transition reply from the state recorded with the transition."""
+    job = _the_job(job)
+    return build_transition_reply(_reply_job(job, payload), previous_status=payload.get("previous"), now=now)
+
+
+def render_create_not_made(
+    payload: Mapping[str, Any], job: TrackedJob | None, now: datetime
+) -> dict[str, Any]:
+    """Render the notice that a confirmed create made no job."""
+    return build_create_not_made(payload)
+
+
+def _card_payload(item: OutboxItem) -> dict[str, Any]:
+    return dict(card_metadata(str(item.job_id))["event_payload"])
+
+
+def _transition_payload(item: OutboxItem) -> dict[str, Any]:
+    return dict(transition_metadata(str(item.job_id), item.key)["event_payload"])
+
+
+def _notice_payload(item: OutboxItem) -> dict[str, Any]:
+    return dict(notice_metadata(item.key)["event_payload"])
+
+
+_CARD = Recovery(EventType.CARD.value, _card_payload)
+
+KINDS = Registry()
+KINDS.register(
+    Kind(
+        name=OutboxKind.CARD_POST.value,
+        target=Target.JOB_CHANNEL,
+        render=render_card,
+        recovery=_CARD,
+        records_card=True,
+    )
+)
+KINDS.register(
+    Kind(
+        name=OutboxKind.CARD_UPDATE.value,
+        target=Target.CARD,
+        render=render_card,
+        recovery=_CARD,
+        rearmable=True,
+        waits_for_card=True,
+    )
+)
+KINDS.register(
+    Kind(
+        name=OutboxKind.TRANSITION.value,
+        target=Target.CARD_THREAD,
+        render=render_transition,
+        recovery=Recovery(EventType.TRANSITION.value, _transition_payload),
+        waits_for_card=True,
+    )
+)
+KINDS.register(
+    Kind(
+        name=CREATE_NOT_MADE,
+        target=Target.CHANNEL,
+        render=render_create_not_made,
+        recovery=Recovery(EventType.NOTICE.value, _notice_payload),
+    )
+)
