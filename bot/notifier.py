@@ -39,6 +39,7 @@ from typing import Any
 from blocks.job_card import build_job_card, build_transition_reply
 from blocks.notice import build_create_not_made
 from bot.ids import EventType
+from bot.logs import bind_log_fields
 from bot.models import TrackedJob
 from bot.slack_port import (
     SlackPermanentError,
@@ -148,6 +149,7 @@ class Notifier:
             self._paused_until = None
             settled = 0
             for item in await self._store.outbox_due(now=now, limit=self._batch):
+                bind_log_fields(job_id=item.job_id)
                 attempt = _Attempt(ambiguous=item.state is OutboxState.ATTEMPTING)
                 try:
                     await self._deliver(item, attempt)

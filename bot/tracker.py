@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ class Tracker:
         max_backoff: float = 300.0,
         get_concurrency: int = 4,
         per_page: int = PER_PAGE,
+        on_cycle: Callable[[float, bool], None] | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -104,6 +106,7 @@ class Tracker:
         self._max_backoff = max_backoff
         self._get_limit = asyncio.Semaphore(get_concurrency)
         self._per_page = per_page
+        self._on_cycle = on_cycle  # hears each cycle's duration (s) and whether it succeeded (metrics)
         self._failures = 0
         self._impossible_logged: set[str] = set()
 
@@ -168,6 +171,7 @@ class Tracker:
                     "job %s: Cloudflare reported impossible counts %s; shown as unknown",
                     job.job_id,
                     ", ".join(f"{name}={raw}" for name, raw in job.impossible_counts.items()),
+                    extra={"job_id": job.job_id},
                 )
 
     async def _walk(self, status: str, active: dict[str, str], seen: dict[str, BulkJob]) -> None:
@@ -219,13 +223,18 @@ class Tracker:
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every `poll_seconds` until `stop` is set; back off after failures; never crash."""
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 report = await self.tick()
+                if self._on_cycle is not None:
+                    self._on_cycle(time.monotonic() - started, report.ok)
                 delay = self.next_delay(report)
                 if report.errors:
                     log.warning("tracker cycle had %d errors: %s", len(report.errors), report.errors[0])
             except Exception:  # noqa: BLE001 - e.g. a locked database: try again next cycle
                 log.exception("tracker cycle failed")
+                if self._on_cycle is not None:
+                    self._on_cycle(time.monotonic() - started, False)
                 self._failures += 1
                 delay = min(self._poll_seconds * 2.0 ** min(self._failures, 16), self._max_backoff)
             with contextlib.suppress(TimeoutError):
