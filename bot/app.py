@@ -257,12 +257,12 @@ class RequestArrival(AsyncMiddleware):
         response_url = req.context.response_url
         if self._session is not None and response_url:
             req.context["respond"] = SharedSessionRespond(response_url=response_url, session=self._session)
-        # The listener runs inside this call (process_before_response), so the work it hands over
-        # after its ack knows which request it belongs to.
+        # Bolt 1.x runs the listener only after every app middleware has returned (an app
+        # middleware's `next` just records the call), so this key is reset before any listener reads
+        # it. The log fields below are therefore set and not reset: each request overwrites them in
+        # its own task, and the listener and the follow-ups it submits see them.
         key = request_key(req.body)
         token = current_request_key.set(key)
-        # Bolt runs the listener after every app middleware has returned (its `next` only records
-        # the call), so these stay set, not reset: each request overwrites them in its own task.
         bind_log_fields(request=key, user=req.context.user_id)
         try:
             return await next()
