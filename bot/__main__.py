@@ -15,16 +15,24 @@ import logging
 import signal
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.config import Config, ConfigError, UnavailableError, load_database, load_log_level, load_settings
+from bot.config import (
+    Config,
+    ConfigError,
+    UnavailableError,
+    load_database,
+    load_log_format,
+    load_log_level,
+    load_settings,
+)
 
 if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncApp
+    from bot.app import Runtime
 
 log = logging.getLogger("sweep")
 
@@ -43,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     # Read as text and validated with HOST/PORT by bot.config, so a bad value is one line, not a crash.
     serve.add_argument("--host", default=None, help="HTTP bind address (default $HOST, else 0.0.0.0)")
     serve.add_argument("--port", default=None, help="HTTP port (default $PORT, else 3000; 0 = any free port)")
+    serve.add_argument(
+        "--metrics-port",
+        default=None,
+        help="serve /metrics and /healthz on this port too (HTTP mode also serves them beside /slack/events)",
+    )
     commands.add_parser("simulator", help="run the local Cloudflare Email Security simulator", add_help=False)
     commands.add_parser("devslack", help="run the local Slack stand-in (Web API) for `serve`", add_help=False)
     demo = commands.add_parser(
@@ -80,13 +93,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             # serve and check report it with every other problem; the others stop on it.
             level, level_problem = "INFO", error
+        try:
+            log_format = load_log_format()
+        except ConfigError as error:
+            log_format, level_problem = "text", level_problem or error
         # check's findings are its own lines; library chatter at INFO would only bury them.
-        configure_logging("WARNING" if args.command == "check" and level != "DEBUG" else level)
+        configure_logging("WARNING" if args.command == "check" and level != "DEBUG" else level, log_format)
         if args.command == "serve":
             socket_mode = True if args.socket else False if args.http else None
+            metrics_port = _metrics_port(args.metrics_port)
             config = load_settings(socket_mode=socket_mode, host=args.host, port=args.port)
             return asyncio.run(
-                _serve(config, host_flag=args.host is not None, port_flag=args.port is not None)
+                _serve(
+                    config,
+                    host_flag=args.host is not None,
+                    port_flag=args.port is not None,
+                    metrics_port=metrics_port,
+                )
             )
         if args.command == "check":
             return asyncio.run(_check(load_settings(), offline=args.offline))
@@ -112,6 +135,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
+def _metrics_port(value: str | None) -> int | None:
+    """Return --metrics-port as a port number (None when not given), or raise one line naming it."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(f"--metrics-port must be a whole number from 0 to 65535, not {text[:40]!r}")
+    return int(text)
+
+
 def _print_config_error(error: ConfigError) -> None:
     for problem in error.problems:
         print(f"sweep-bot: configuration error: {problem}", file=sys.stderr)
@@ -124,7 +157,7 @@ async def _migrate(path: Path) -> int:
         return await store.schema_version()
 
 
-async def _serve(config: Config, *, host_flag: bool, port_flag: bool) -> int:
+async def _serve(config: Config, *, host_flag: bool, port_flag: bool, metrics_port: int | None = None) -> int:
     from bot.app import background_loops, http_application, open_runtime
 
     settings, cloudflare = config.settings, config.cloudflare
@@ -151,20 +184,21 @@ async def _serve(config: Config, *, host_flag: bool, port_flag: bool) -> int:
             # Everything allocated so far lives as long as the process: keep it out of the collector's
             # full passes, whose pauses would otherwise land on whichever ack is waiting.
             gc.freeze()
-            if config.socket_mode:
-                started = True
-                await _run_socket_mode(runtime.app, config, stop)
-            else:
-                runner = web.AppRunner(http_application(runtime), access_log=None)
-                await runner.setup()
-                try:
-                    await _listen(
-                        runner, settings.host, settings.port, host_flag=host_flag, port_flag=port_flag
-                    )
+            async with _metrics_listener(runtime, settings.host, metrics_port):
+                if config.socket_mode:
                     started = True
-                    await stop.wait()
-                finally:
-                    await runner.cleanup()
+                    await _run_socket_mode(runtime, config, stop)
+                else:
+                    runner = web.AppRunner(http_application(runtime), access_log=None)
+                    await runner.setup()
+                    try:
+                        await _listen(
+                            runner, settings.host, settings.port, host_flag=host_flag, port_flag=port_flag
+                        )
+                        started = True
+                        await stop.wait()
+                    finally:
+                        await runner.cleanup()
     except asyncio.CancelledError:
         if started:
             raise
@@ -190,10 +224,33 @@ async def _listen(runner: web.AppRunner, host: str, port: int, *, host_flag: boo
     log.info("Sweep is listening on http://%s:%d/slack/events", host, bound)
 
 
-async def _run_socket_mode(app: AsyncApp, config: Config, stop: asyncio.Event) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+@contextlib.asynccontextmanager
+async def _metrics_listener(runtime: Runtime, host: str, port: int | None) -> AsyncIterator[None]:
+    """Serve /metrics and /healthz on `port` (`--metrics-port`) while the block runs; None: nothing."""
+    if port is None:
+        yield
+        return
+    from bot.app import metrics_application
 
-    handler = AsyncSocketModeHandler(app, _app_token(config))
+    runner = web.AppRunner(metrics_application(runtime), access_log=None)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigError(f"--metrics-port {port}: cannot listen on {host} ({reason})") from None
+        bound = runner.addresses[0][1] if runner.addresses else port
+        log.info("Sweep serves metrics on http://%s:%d/metrics", host, bound)
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def _run_socket_mode(runtime: Runtime, config: Config, stop: asyncio.Event) -> None:
+    from bot.app import socket_mode_handler
+
+    handler = socket_mode_handler(runtime, _app_token(config))
     # connect_async() retries forever (e.g. a revoked app token, Slack unreachable), so a
     # SIGTERM meanwhile must cancel it rather than wait for a connection that never comes.
     connecting = asyncio.ensure_future(handler.connect_async())  # type: ignore[no-untyped-call]

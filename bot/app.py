@@ -13,9 +13,9 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -61,6 +61,8 @@ from bot.inbound import (
     verify_signature,
 )
 from bot.jobs import JobService
+from bot.logs import bind_log_fields
+from bot.metrics import CONTENT_TYPE, SweepMetrics, surface_of
 from bot.outbox import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
@@ -69,12 +71,17 @@ from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers._common import Services, error_message
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
 log = logging.getLogger("sweep.app")
 
 CLOUDFLARE_CONNECT_TIMEOUT = 5.0
 CLOUDFLARE_CONNECTIONS = 10
 #: On shutdown, how long acknowledged requests may take to get their answers.
 FOLLOW_UP_DRAIN_SECONDS = 20.0
+#: How long /healthz waits for the database's answer before calling it unreachable.
+HEALTH_DATABASE_SECONDS = 2.0
 #: At start, how long to keep trying to reach Slack (auth.test) before giving up with one line.
 STARTUP_SLACK_SECONDS = 60.0
 STARTUP_SLACK_MAX_DELAY = 15.0
@@ -251,9 +258,13 @@ class RequestArrival(AsyncMiddleware):
         response_url = req.context.response_url
         if self._session is not None and response_url:
             req.context["respond"] = SharedSessionRespond(response_url=response_url, session=self._session)
-        # The listener runs inside this call (process_before_response), so the work it hands over
-        # after its ack knows which request it belongs to.
-        token = current_request_key.set(request_key(req.body))
+        # Bolt 1.x runs the listener only after every app middleware has returned (an app
+        # middleware's `next` just records the call), so this key is reset before any listener reads
+        # it. The log fields below are therefore set and not reset: each request overwrites them in
+        # its own task, and the listener and the follow-ups it submits see them.
+        key = request_key(req.body)
+        token = current_request_key.set(key)
+        bind_log_fields(request=key, user=req.context.user_id)
         try:
             return await next()
         finally:
@@ -289,6 +300,24 @@ def create_app(
 
     app.error(unexpected_error_handler(client=client, session=session, policy=services.policy))
     return app
+
+
+def socket_mode_handler(runtime: Runtime, app_token: str) -> AsyncSocketModeHandler:
+    """Return Bolt's Socket Mode handler, timing each ack (dispatch and send) into the runtime's metrics."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
+
+    metrics = runtime.metrics
+
+    class TimedSocketModeHandler(AsyncSocketModeHandler):
+        async def handle(self, client: Any, req: Any) -> None:
+            # Bolt's own `handle`, with a clock read around it: the observe comes after the ack left.
+            start, started = time.time(), time.perf_counter()
+            response = await run_async_bolt_app(self.app, req)
+            await send_async_response(client, req, response, start)
+            metrics.observe_ack(surface_of(req.payload), time.perf_counter() - started)
+
+    return TimedSocketModeHandler(runtime.app, app_token)
 
 
 def request_verified(request: AsyncBoltRequest) -> bool:
@@ -369,6 +398,7 @@ class Runtime:
     services: Services
     #: Slack's signing secret (HTTP mode); None in Socket Mode, where `http_application` refuses everything.
     signing_secret: str | None = None
+    metrics: SweepMetrics = field(default_factory=SweepMetrics)
 
 
 @contextlib.asynccontextmanager
@@ -380,8 +410,11 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
         max_connections=CLOUDFLARE_CONNECTIONS, max_keepalive_connections=CLOUDFLARE_CONNECTIONS
     )
     timeout = cloudflare_timeout(settings.sweep_cloudflare_timeout)
+    metrics = SweepMetrics()
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
-        client = CloudflareClient.from_settings(http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS)
+        client = CloudflareClient.from_settings(
+            http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS, observer=metrics.observe_cloudflare
+        )
         async with open_database(settings.sweep_database) as store, aiohttp.ClientSession() as session:
             web_client = slack_web_client(settings, session)
             identity = await resolve_identity(web_client)
@@ -393,7 +426,13 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 identity.get("team_id"),
             )
             notifier = Notifier(store, WebClientSlackPort(web_client))
-            tracker = Tracker(store, client, poll_seconds=settings.sweep_poll_seconds, notifier=notifier)
+            tracker = Tracker(
+                store,
+                client,
+                poll_seconds=settings.sweep_poll_seconds,
+                notifier=notifier,
+                on_cycle=metrics.observe_poll_cycle,
+            )
             try:
                 policy = Policy(operators=settings.operators, channels=settings.channels)
             except ValueError as error:
@@ -409,20 +448,21 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 settle_seconds=2 * settings.sweep_cloudflare_timeout,
                 wake_notifier=notifier.wake,
             )
+            budgets = RequestBudgets(
+                budget_windows(
+                    reads_per_user=settings.sweep_reads_per_user,
+                    writes_per_user=settings.sweep_writes_per_user,
+                    reads_total=settings.sweep_reads_total,
+                    writes_total=settings.sweep_writes_total,
+                )
+            )
             jobs = JobService(
                 client=client,
                 store=store,
                 account_id=cloudflare.account_id,
                 wake_notifier=notifier.wake,
                 resolver=resolver,
-                budgets=RequestBudgets(
-                    budget_windows(
-                        reads_per_user=settings.sweep_reads_per_user,
-                        writes_per_user=settings.sweep_writes_per_user,
-                        reads_total=settings.sweep_reads_total,
-                        writes_total=settings.sweep_writes_total,
-                    )
-                ),
+                budgets=budgets,
             )
             services = Services(
                 jobs=jobs,
@@ -431,6 +471,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 clock=utc_now,
                 follow_ups=FollowUps(),
             )
+            metrics.watch(follow_ups=lambda: services.follow_ups.stats, budgets=budgets, store=store)
             app = create_app(
                 client=web_client,
                 signing_secret=(
@@ -453,6 +494,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 resolver=resolver,
                 services=services,
                 signing_secret=secret,
+                metrics=metrics,
             )
 
 
@@ -490,9 +532,12 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
         asyncio.create_task(runtime.resolver.run(stop), name="create resolver"),
     ]
+    # One replica today: it polls whenever it runs (the lease work sets this from the lease instead).
+    runtime.metrics.poller_lease.set(1)
     try:
         yield
     finally:
+        runtime.metrics.poller_lease.set(0)
         # Requests already acknowledged still get their answer before the process stops.
         await runtime.services.follow_ups.drain(timeout=FOLLOW_UP_DRAIN_SECONDS)
         stop.set()
@@ -545,6 +590,7 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
         log.warning("no SLACK_SIGNING_SECRET: every request to %s will be refused", path)
 
     async def slack_events(request: web.Request) -> web.Response:
+        started = time.perf_counter()
         raw = await request.read()
         refusal = verify_signature(
             secret=runtime.signing_secret,
@@ -559,14 +605,43 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
             raw.decode("utf-8"), query=request.query_string, headers=request.headers
         )
         bolt_response = await runtime.app.async_dispatch(bolt_request)
+        runtime.metrics.observe_ack(surface_of(bolt_request.body), time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
+
+    application = metrics_application(runtime)
+    application.router.add_post(path, slack_events)
+    return application
+
+
+async def database_reachable(runtime: Runtime) -> bool:
+    """Return True when the database answers a trivial query within `HEALTH_DATABASE_SECONDS`."""
+    try:
+        await asyncio.wait_for(runtime.store.schema_version(), HEALTH_DATABASE_SECONDS)
+    except Exception:  # noqa: BLE001 - any failure (locked, closed, timed out) means unreachable here
+        return False
+    return True
+
+
+def metrics_application(runtime: Runtime) -> web.Application:
+    """Return an aiohttp application serving /healthz and /metrics (Prometheus) of `runtime`.
+
+    HTTP mode adds Slack's route to it; Socket Mode serves it alone on `--metrics-port`.
+    """
 
     async def healthz(_: web.Request) -> web.Response:
         follow_ups = dataclasses.asdict(runtime.services.follow_ups.stats)
         follow_ups["max_wait_seconds"] = round(follow_ups["max_wait_seconds"], 3)
-        return web.json_response({"ok": True, "follow_ups": follow_ups})
+        if not await database_reachable(runtime):
+            return web.json_response(
+                {"ok": False, "database": "unreachable", "follow_ups": follow_ups}, status=503
+            )
+        return web.json_response({"ok": True, "database": "ok", "follow_ups": follow_ups})
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = await runtime.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     application = web.Application()
-    application.router.add_post(path, slack_events)
     application.router.add_get("/healthz", healthz)
+    application.router.add_get("/metrics", metrics)
     return application

@@ -36,6 +36,8 @@ DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - the HTTP listener serves Slack from out
 DEFAULT_PORT = 3000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LOG_LEVEL_RULE = f"one of {', '.join(LOG_LEVELS)}"
+LOG_FORMATS = ("text", "json")
+_LOG_FORMAT_RULE = "text or json"
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
@@ -188,6 +190,7 @@ class Settings(BaseModel):
     sweep_operators: str
     sweep_channels: str | None = None
     sweep_log_level: str = Field(default="INFO", description=_LOG_LEVEL_RULE)
+    sweep_log_format: str = Field(default="text", description=_LOG_FORMAT_RULE)
     host: str = Field(default=DEFAULT_HOST, description="an IP address or a host name to listen on")
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535, description="a whole number from 0 to 65535")
     # Cloudflare-calling requests allowed (see bot/throttle.py): per user per minute, for everyone per 5 min.
@@ -248,6 +251,13 @@ class Settings(BaseModel):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be {_LOG_LEVEL_RULE}")
         return value.upper()
+
+    @field_validator("sweep_log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in LOG_FORMATS:
+            raise ValueError(f"must be {_LOG_FORMAT_RULE}")
+        return value.lower()
 
     @field_validator("host")
     @classmethod
@@ -417,6 +427,14 @@ def load_log_level(environ: Mapping[str, str] | None = None) -> str:
     if value.upper() not in LOG_LEVELS:
         raise ConfigError(f"SWEEP_LOG_LEVEL must be {_LOG_LEVEL_RULE}, not {_shown(value)}")
     return value.upper()
+
+
+def load_log_format(environ: Mapping[str, str] | None = None) -> str:
+    """Return SWEEP_LOG_FORMAT in lower case (default text), or raise ConfigError naming it."""
+    value = _value(os.environ if environ is None else environ, "SWEEP_LOG_FORMAT") or "text"
+    if value.lower() not in LOG_FORMATS:
+        raise ConfigError(f"SWEEP_LOG_FORMAT must be {_LOG_FORMAT_RULE}, not {_shown(value)}")
+    return value.lower()
 
 
 def load_database(environ: Mapping[str, str] | None = None) -> Path:

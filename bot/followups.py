@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.cloudflare.client import rate_limit_hook
+from bot.logs import LogFields, log_fields
 
 log = logging.getLogger("sweep.followups")
 
@@ -47,6 +49,8 @@ class _FollowUp:
     label: str
     submitted_at: float
     on_wait: WaitReporter | None = None
+    #: What the submitter's log records were about (its request, user, job): the work's records say so too.
+    fields: LogFields = dataclasses.field(default_factory=log_fields.get)
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,7 @@ class FollowUps:
     async def _run(self, item: _FollowUp, holds_slot: bool) -> None:
         # Each follow-up is its own task (its own context): the hook reaches only this work.
         rate_limit_hook.set(item.on_wait)
+        log_fields.set(item.fields)
         try:
             await item.work()
             self._done += 1

@@ -345,7 +345,14 @@ class JobService:
             raise CloudflareFailed(error.user_message(), codes=error.codes) from error
         tracked = await self._store.finish_create(tag, job, now=self._clock())
         self._wake_notifier()
-        log.info("created job %s (%s) for %s in %s", job.job_id, job.action_type, actor, channel_id)
+        log.info(
+            "created job %s (%s) for %s in %s",
+            job.job_id,
+            job.action_type,
+            actor,
+            channel_id,
+            extra={"job_id": job.job_id},
+        )
         return CreateOutcome(CreateStatus.CREATED, channel_id=channel_id, tracked=tracked)
 
     async def cancel(self, job_id: str, *, actor: str, channel_id: str | None = None) -> CancelOutcome:

@@ -1,10 +1,21 @@
-"""Logging setup with a last line of defence: anything shaped like a credential is redacted."""
+"""Logging setup with a last line of defence: anything shaped like a credential is redacted.
+
+Two formats (SWEEP_LOG_FORMAT): `text`, one human line per record, and `json`, one JSON object per
+line with the job id, the Slack request and the Slack user the record is about, where known. Those
+come from `extra=` on the log call or from `log_fields`, a context variable set where a request
+or a job is being handled (and carried into the follow-up a request hands over).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import re
 import sys
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
 
@@ -16,6 +27,29 @@ _SECRET_PATTERNS = (
     # Slack's deprecated verification token travels in request bodies (Bolt logs bodies it rejects).
     re.compile(r"(\btoken=)[^&\s]+"),
 )
+
+
+LOG_FORMATS = ("text", "json")
+#: The record attributes (from `extra=`) and `LogFields` names shown as fields of a JSON line.
+CONTEXT_FIELDS = ("job_id", "request", "user")
+
+
+@dataclass(frozen=True)
+class LogFields:
+    """What a log record is about, where known: a job, a Slack request (kind:trigger), a Slack user."""
+
+    job_id: str | None = None
+    request: str | None = None
+    user: str | None = None
+
+
+_UNKNOWN = LogFields()
+log_fields: ContextVar[LogFields] = ContextVar("sweep_log_fields", default=_UNKNOWN)
+
+
+def bind_log_fields(**fields: str | None) -> Token[LogFields]:
+    """Add `fields` (job_id, request, user) to what this task's records are about; return the reset token."""
+    return log_fields.set(dataclasses.replace(log_fields.get(), **fields))
 
 
 def redact(text: str) -> str:
@@ -47,6 +81,45 @@ class RedactingFormatter(logging.Formatter):
         return redact(f"{super().format(plain)} [{summary}]")
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (ISO-8601, UTC), level, logger, message, the context fields
+    known, and `exception` (one string); every string in it is redacted.
+
+    Library exceptions are summarised as `Type: message` unless `library_tracebacks` is set, as in
+    `RedactingFormatter`.
+    """
+
+    def __init__(self, *, library_tracebacks: bool = False) -> None:
+        super().__init__()
+        self._library_tracebacks = library_tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line of JSON."""
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = log_fields.get()
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None) or getattr(context, name)
+            if value is not None:
+                line[name] = str(value)
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            own = record.name.partition(".")[0] == "sweep"
+            if own or self._library_tracebacks:
+                line["exception"] = self.formatException(record.exc_info)  # type: ignore[arg-type]
+            else:
+                line["exception"] = " ".join(f"{type(error).__name__}: {error}".split())
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps({key: redact(str(value)) for key, value in line.items()})
+
+
 class _DropMessage(logging.Filter):
     """Drops records whose message is exactly one of `messages`."""
 
@@ -59,13 +132,18 @@ class _DropMessage(logging.Filter):
         return record.getMessage() not in self._messages
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send logs to stderr, redacted; a library's traceback in full only at DEBUG."""
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """Send logs to stderr as text lines or JSON lines, redacted; a library's traceback only at DEBUG."""
     handler = logging.StreamHandler(sys.stderr)
     debug = level.upper() == "DEBUG"
-    handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", library_tracebacks=debug)
+    formatter: logging.Formatter = (
+        JsonFormatter(library_tracebacks=debug)
+        if log_format == "json"
+        else RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", library_tracebacks=debug)
     )
+    handler.setFormatter(formatter)
+    # Python's warnings become records too, so that with json every line of the log is JSON.
+    logging.captureWarnings(log_format == "json")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

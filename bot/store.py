@@ -1339,6 +1339,16 @@ class SqliteStore:
         rows = await self._fetchall("SELECT job_id, status FROM tracked_jobs WHERE terminal = 0")
         return {row[0]: row[1] for row in rows}
 
+    async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
+        """Return (table, state, rows, oldest due_at epoch) of unsent outbox rows and active jobs."""
+        rows = await self._fetchall(
+            "SELECT 'outbox', state, COUNT(*), MIN(due_at) FROM outbox "
+            "WHERE state IN ('pending', 'attempting', 'failed') GROUP BY state "
+            "UNION ALL SELECT 'jobs', status, COUNT(*), NULL FROM tracked_jobs "
+            "WHERE terminal = 0 GROUP BY status"
+        )
+        return [(row[0], row[1], int(row[2]), row[3]) for row in rows]
+
     async def list_recent(self, limit: int = 20) -> list[TrackedJob]:
         """Return the most recently tracked jobs, newest first."""
         rows = await self._fetchall(

@@ -111,3 +111,14 @@ class RequestBudgets:
             counter.times.append(now)
         if len(self._counters) > 10_000:  # forget idle users now and then
             self._counters = {k: c for k, c in self._counters.items() if c.wait(now) > 0 or c.times}
+
+    def remaining(self, kind: BudgetKind) -> int | None:
+        """Return how many more requests of `kind` everyone's window allows now (None: no such window)."""
+        window = self._windows.get((kind, "everyone"))
+        if window is None:
+            return None
+        counter = self._counters.get((kind, "everyone:*"))
+        if counter is None:
+            return window.limit
+        counter.wait(self._clock().timestamp())  # forgets the requests that left the window
+        return max(window.limit - len(counter.times), 0)

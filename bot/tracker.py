@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -90,6 +91,7 @@ class Tracker:
         max_backoff: float = 300.0,
         get_concurrency: int = 4,
         per_page: int = PER_PAGE,
+        on_cycle: Callable[[float, bool], None] | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -99,6 +101,7 @@ class Tracker:
         self._max_backoff = max_backoff
         self._get_limit = asyncio.Semaphore(get_concurrency)
         self._per_page = per_page
+        self._on_cycle = on_cycle  # hears each cycle's duration (s) and whether it succeeded (metrics)
         self._failures = 0
         self._impossible_logged: set[str] = set()
 
@@ -163,6 +166,7 @@ class Tracker:
                     "job %s: Cloudflare reported impossible counts %s; shown as unknown",
                     job.job_id,
                     ", ".join(f"{name}={raw}" for name, raw in job.impossible_counts.items()),
+                    extra={"job_id": job.job_id},
                 )
 
     async def _walk(self, status: str, active: dict[str, str], seen: dict[str, BulkJob]) -> None:
@@ -214,13 +218,18 @@ class Tracker:
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every `poll_seconds` until `stop` is set; back off after failures; never crash."""
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 report = await self.tick()
+                if self._on_cycle is not None:
+                    self._on_cycle(time.monotonic() - started, report.ok)
                 delay = self.next_delay(report)
                 if report.errors:
                     log.warning("tracker cycle had %d errors: %s", len(report.errors), report.errors[0])
             except Exception:  # noqa: BLE001 - e.g. a locked database: try again next cycle
                 log.exception("tracker cycle failed")
+                if self._on_cycle is not None:
+                    self._on_cycle(time.monotonic() - started, False)
                 self._failures += 1
                 delay = capped_exponential(self._poll_seconds, self._failures, cap=self._max_backoff)
             with contextlib.suppress(TimeoutError):

@@ -50,6 +50,7 @@ __all__ = [
     "CloudflareClient",
     "Credentials",
     "RateLimitHook",
+    "RequestObserver",
     "RetryPolicy",
     "make_request_tag",
     "rate_limit_hook",
@@ -70,9 +71,28 @@ rate_limit_hook: contextvars.ContextVar[RateLimitHook | None] = contextvars.Cont
     "cloudflare_rate_limit_hook", default=None
 )
 
+#: Called after every request with its endpoint (a route template, no ids), its HTTP status (or
+#: "timeout" / "error" when no answer came) and, for a 429, the Retry-After in seconds (if given).
+RequestObserver = Callable[[str, str, float | None], None]
+#: Path segments kept as they are in a route template; any other segment is an id.
+_ROUTE_WORDS = frozenset({"accounts", "email-security", "investigate", "bulk", "messages", "cancel", "move"})
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def route_template(method: str, path: str) -> str:
+    """Return `METHOD /path` with every id replaced by a placeholder (a low-cardinality metric label)."""
+    parts = path.strip("/").split("/")
+    for index, part in enumerate(parts):
+        if part not in _ROUTE_WORDS:
+            before = parts[index - 1] if index else ""
+            parts[index] = (
+                "{account_id}" if before == "accounts" else "{job_id}" if before == "bulk" else "{id}"
+            )
+    return f"{method} /{'/'.join(parts)}"
 
 
 def make_request_tag() -> str:
@@ -259,6 +279,7 @@ class CloudflareClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_in_flight: int | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         if not account_id or len(account_id) > 32:
             raise ValueError("account_id must be 1 to 32 characters")
@@ -277,6 +298,7 @@ class CloudflareClient:
         }
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._observer = observer
         self.api_calls = 0
 
     @classmethod
@@ -626,13 +648,28 @@ class CloudflareClient:
                 self.api_calls += 1
                 response = await self._http.request(method, url, json=json, headers=self._headers())
         except httpx.TimeoutException as exc:
+            self._observe(method, url, "timeout", None)
             logger.warning("%s timed out (attempt %d)", what, attempt)
             raise errors.RequestTimeoutError(f"{what} timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
+            self._observe(method, url, "error", None)
             logger.warning("%s failed: %s (attempt %d)", what, type(exc).__name__, attempt)
             raise errors.TransportError(f"{what} could not reach Cloudflare ({type(exc).__name__})") from exc
-        logger.debug("%s -> %d (attempt %d)", what, response.status_code, attempt)
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if status == 429 else None
+        self._observe(method, url, str(status), retry_after)
+        logger.debug("%s -> %d (attempt %d)", what, status, attempt)
         return response
+
+    def _observe(self, method: str, url: httpx.URL, status: str, retry_after: float | None) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(
+                route_template(method, url.path.removeprefix(self._base_url.path)), status, retry_after
+            )
+        except Exception:  # noqa: BLE001 - counting must never break the call itself
+            logger.warning("the request observer failed", exc_info=True)
 
     @contextlib.asynccontextmanager
     async def _slot(self, what: str) -> AsyncIterator[None]:

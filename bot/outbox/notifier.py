@@ -38,6 +38,7 @@ from typing import assert_never
 
 from bot.backoff import capped_exponential
 from bot.clock import Clock, utc_now
+from bot.logs import bind_log_fields
 from bot.models import TrackedJob
 from bot.outbox.kinds import KINDS
 from bot.outbox.registry import Kind, Registry, Target, UnknownKindError
@@ -113,6 +114,7 @@ class Notifier:
             settled = 0
             due = await self._store.outbox_due(now=now, limit=self._batch, card_free=self._kinds.card_free())
             for item in due:
+                bind_log_fields(job_id=item.job_id)
                 attempt = _Attempt(ambiguous=item.state is OutboxState.ATTEMPTING)
                 try:
                     kind = self._kinds.get(item.kind)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_database, load_log_level, load_settings
+from bot.config import ConfigError, load_database, load_log_format, load_log_level, load_settings
 
 TOKEN = "xoxb-unit-bot-token"
 SECRET = "unit-signing-secret"
@@ -117,6 +117,7 @@ def test_empty_values_count_as_unset() -> None:
             {"SWEEP_LOG_LEVEL": "LOUD"},
             "SWEEP_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'LOUD'",
         ),
+        ({"SWEEP_LOG_FORMAT": "xml"}, "SWEEP_LOG_FORMAT must be text or json, not 'xml'"),
         ({"SLACK_API_URL": "slack.com/api/"}, "SLACK_API_URL must be an http(s) URL, not 'slack.com/api/'"),
         ({"CLOUDFLARE_BASE_URL": "https://"}, "CLOUDFLARE_BASE_URL must be an http(s) URL, not 'https://'"),
         (
@@ -238,6 +239,14 @@ def test_log_level_alone() -> None:
         load_log_level({"SWEEP_LOG_LEVEL": "LOUD\x1b[31m"})
     (line,) = raised.value.problems
     assert line.startswith("SWEEP_LOG_LEVEL must be one of") and "\x1b" not in line
+
+
+def test_log_format_alone() -> None:
+    assert load_log_format({}) == "text"
+    assert load_log_format({"SWEEP_LOG_FORMAT": "JSON"}) == "json"
+    with pytest.raises(ConfigError) as raised:
+        load_log_format({"SWEEP_LOG_FORMAT": "yaml"})
+    assert list(raised.value.problems) == ["SWEEP_LOG_FORMAT must be text or json, not 'yaml'"]
 
 
 def test_a_long_value_is_cut_short() -> None:
