@@ -62,7 +62,7 @@ from bot.jobs import JobService, utc_now
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
-from bot.store import SqliteStore
+from bot.store import SqlStore, StoreUnavailable
 from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers import actions, commands, views
@@ -363,7 +363,7 @@ class Runtime:
     """Everything a running Sweep process holds, opened together and closed together."""
 
     app: AsyncApp
-    store: SqliteStore
+    store: SqlStore
     tracker: Tracker
     notifier: Notifier
     resolver: CreateResolver
@@ -459,11 +459,11 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
 
 
 @contextlib.asynccontextmanager
-async def open_database(path: Path) -> AsyncIterator[SqliteStore]:
+async def open_database(path: Path) -> AsyncIterator[SqlStore]:
     """Open (creating and migrating) the SQLite store; a file that cannot be opened is one line."""
     try:
-        store = await SqliteStore.open(path)
-    except (sqlite3.Error, OSError) as error:
+        store = await SqlStore.open(path)
+    except (sqlite3.Error, OSError, StoreUnavailable) as error:
         raise ConfigError(f"SWEEP_DATABASE cannot be opened: {path} ({error})") from None
     try:
         yield store
