@@ -62,7 +62,7 @@ from bot.jobs import JobService, utc_now
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
-from bot.store import SqlStore, StoreUnavailable
+from bot.store import SqlStore, StoreUnavailable, display_url
 from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers import actions, commands, views
@@ -459,12 +459,12 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
 
 
 @contextlib.asynccontextmanager
-async def open_database(path: Path) -> AsyncIterator[SqlStore]:
-    """Open (creating and migrating) the SQLite store; a file that cannot be opened is one line."""
+async def open_database(path: Path | str, *, setting: str = "SWEEP_DATABASE") -> AsyncIterator[SqlStore]:
+    """Open (creating and migrating) the store at a SQLite path or URL; one that cannot open is one line."""
     try:
         store = await SqlStore.open(path)
     except (sqlite3.Error, OSError, StoreUnavailable) as error:
-        raise ConfigError(f"SWEEP_DATABASE cannot be opened: {path} ({error})") from None
+        raise ConfigError(f"{setting} cannot be opened: {display_url(path)} ({error})") from None
     try:
         yield store
     finally:

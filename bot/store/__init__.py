@@ -13,7 +13,7 @@ commit in one transaction, and each row's unique key means the same delivery is 
 from __future__ import annotations
 
 from bot.store.audit import AuditStore
-from bot.store.db import BUSY_TIMEOUT_MS, database_url
+from bot.store.db import BUSY_TIMEOUT_MS, database_url, display_url
 from bot.store.intents import IntentStore
 from bot.store.jobs import CardStore, JobStore
 from bot.store.migrate import head_version
@@ -65,6 +65,7 @@ __all__ = [
     "StoreUnavailable",
     "Transition",
     "database_url",
+    "display_url",
     "head_version",
     "migrate",
     "open_store",

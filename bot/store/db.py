@@ -46,6 +46,17 @@ def database_url(target: str | Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def display_url(target: str | Path) -> str:
+    """Return a path as given, or a URL with its password hidden (for messages and logs)."""
+    text = str(target)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL at all: say so without echoing it
+        return "(not a database URL)"
+
+
 def create_engine(target: str | Path) -> AsyncEngine:
     """Return an engine for `target` with Sweep's connection settings (no connection made yet)."""
     url = database_url(target)

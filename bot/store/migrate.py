@@ -12,18 +12,20 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+# Sweep logs each step itself, in one line; Alembic's own INFO lines (some at import) stay out.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-from bot.store.models import StoreError
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from alembic.util.exc import CommandError  # noqa: E402
+from sqlalchemy import inspect, text  # noqa: E402
+from sqlalchemy.engine import Connection  # noqa: E402
+
+from bot.store.models import StoreError  # noqa: E402
 
 log = logging.getLogger("sweep.store")
-logging.getLogger("alembic").setLevel(logging.WARNING)  # Sweep logs each step itself, in one line
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 LEGACY_TABLE = "schema_version"

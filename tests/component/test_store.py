@@ -5,7 +5,10 @@ Every test here runs once per backend (`store_url`, tests/component/conftest.py)
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -352,3 +355,22 @@ async def test_finish_create_is_one_transaction(store: SqlStore, monkeypatch: py
     await store.finish_create("tag9", make_job(), now=T0)
     after = await store.counts()
     assert (after["tracked_jobs"], after["outbox"], after["audit_log"]) == (1, 1, 1)
+
+
+def test_sweep_bot_migrate_works_on_both_backends_in_one_line(store_url: str) -> None:
+    command = [sys.executable, "-m", "bot", "migrate", "--url", store_url]
+    env = {"PATH": os.environ.get("PATH", ""), "SWEEP_LOG_LEVEL": "WARNING"}
+    for _ in range(2):  # the second run finds nothing to do
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [f"{store_url}: schema at version {SHIPPED_SCHEMA_VERSION}"]
+
+
+def test_a_database_that_cannot_be_reached_is_one_line() -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"  # no server listens on port 1
+    command = [sys.executable, "-m", "bot", "migrate", "--url", url]
+    env = {"PATH": os.environ.get("PATH", "")}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "--url cannot be opened" in line and "127.0.0.1:1" in line and "Traceback" not in line
