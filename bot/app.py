@@ -62,7 +62,7 @@ from bot.jobs import JobService, utc_now
 from bot.notifier import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
-from bot.store import SqlStore, StoreUnavailable, display_url
+from bot.store import SqlStore, StoreError, display_url
 from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers import actions, commands, views
@@ -463,7 +463,7 @@ async def open_database(path: Path | str, *, setting: str = "SWEEP_DATABASE") ->
     """Open (creating and migrating) the store at a SQLite path or URL; one that cannot open is one line."""
     try:
         store = await SqlStore.open(path)
-    except (sqlite3.Error, OSError, StoreUnavailable) as error:
+    except (sqlite3.Error, OSError, StoreError) as error:  # StoreError: unreachable, or newer than Sweep
         raise ConfigError(f"{setting} cannot be opened: {display_url(path)} ({error})") from None
     try:
         yield store

@@ -64,6 +64,7 @@ def _legacy_version(connection: Connection) -> int | None:
 
 
 def _newer(found: int | str, head: int) -> StoreError:
+    found = int(found) if str(found).isdigit() else found
     return StoreError(f"database schema is at version {found}, newer than this Sweep ({head}): upgrade Sweep")
 
 
