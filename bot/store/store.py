@@ -25,6 +25,7 @@ from bot.store.jobs import CardStore, JobStore, SqlJobs
 from bot.store.models import StoreError, StoreUnavailable
 from bot.store.outbox import OutboxStore, SqlOutbox
 from bot.store.previews import PreviewStore, SqlPreviews
+from bot.store.schema import metadata
 
 _UNAVAILABLE = (SQLAlchemyError, sqlite3.Error, OSError)
 
@@ -95,8 +96,6 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
 
     async def counts(self) -> dict[str, int]:
         """Return the number of rows of every table (for inspection and tests)."""
-        from bot.store.schema import metadata
-
         result: dict[str, int] = {}
         async with self.db.read() as conn:
             for table in metadata.sorted_tables:

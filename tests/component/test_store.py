@@ -29,6 +29,8 @@ from bot.store import (
     OutboxState,
     SqlStore,
     StoreError,
+    database_url,
+    display_url,
     migrate,
     open_store,
 )
@@ -374,3 +376,18 @@ def test_a_database_that_cannot_be_reached_is_one_line() -> None:
     assert result.returncode == 2 and result.stdout == ""
     [line] = result.stderr.splitlines()
     assert "--url cannot be opened" in line and "127.0.0.1:1" in line and "Traceback" not in line
+
+
+def test_a_store_url_is_a_plain_path_or_a_sqlite_or_postgresql_url(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.db"
+    assert database_url(path) == f"sqlite+aiosqlite:///{path}"
+    assert database_url(f"sqlite:///{path}") == f"sqlite+aiosqlite:///{path}"
+    assert (
+        database_url("postgresql://sweep:pw@db.internal/sweep")
+        == "postgresql+asyncpg://sweep:pw@db.internal/sweep"
+    )
+    assert (
+        display_url("postgresql://sweep:pw@db.internal/sweep") == "postgresql://sweep:***@db.internal/sweep"
+    )
+    with pytest.raises(StoreError, match="unsupported database 'mysql'"):
+        database_url("mysql://root@localhost/sweep")
