@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy  # noqa: E402
-from bot.store import SqliteStore  # noqa: E402
+from bot.store import SqlStore  # noqa: E402
 from bot.tracker import Tracker, calls_budget  # noqa: E402
 
 ACCOUNT = "bench-account"
@@ -139,7 +139,7 @@ async def run(count: int, cycles: int, finish: float, base: str) -> list[dict[st
             retry=RetryPolicy(max_attempts=2, base_delay=0.05),
         )
         with tempfile.TemporaryDirectory() as tmp:
-            async with SqliteStore.open(Path(tmp) / "bench.db") as store:
+            async with SqlStore.open(Path(tmp) / "bench.db") as store:
                 now = datetime.now(UTC)
                 async for job in _iter_all(client):
                     await store.track_existing(

@@ -68,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="validate the configuration, open the database, try the Slack and Cloudflare tokens"
     )
     check.add_argument("--offline", action="store_true", help="do not call Slack or Cloudflare")
-    commands.add_parser("migrate", help="apply database migrations and exit")
+    migrate = commands.add_parser("migrate", help="apply database migrations and exit")
+    migrate.add_argument(
+        "--url",
+        help="a database URL instead of SWEEP_DATABASE (sqlite+aiosqlite:///path, postgresql+asyncpg://…)",
+    )
     return parser
 
 
@@ -116,9 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if level_problem is not None:
             raise level_problem
         if args.command == "migrate":
-            path = load_database()
-            version = asyncio.run(_migrate(path))
-            print(f"{path}: schema at version {version}")
+            from bot.store import display_url
+
+            target: Path | str = args.url if args.url else load_database()
+            version = asyncio.run(_migrate(target))
+            print(f"{display_url(target) if args.url else target}: schema at version {version}")
             return 0
         if args.command == "demo":
             from bot.demo import run_demo
@@ -150,10 +156,12 @@ def _print_config_error(error: ConfigError) -> None:
         print(f"sweep-bot: configuration error: {problem}", file=sys.stderr)
 
 
-async def _migrate(path: Path) -> int:
+async def _migrate(target: Path | str) -> int:
     from bot.app import open_database
 
-    async with open_database(path) as store:
+    async with open_database(
+        target, setting="SWEEP_DATABASE" if isinstance(target, Path) else "--url"
+    ) as store:
         return await store.schema_version()
 
 

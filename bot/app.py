@@ -66,7 +66,7 @@ from bot.metrics import CONTENT_TYPE, SweepMetrics, surface_of
 from bot.outbox import Notifier
 from bot.policy import GroupMembershipCache, Policy
 from bot.slack_port import WebClientSlackPort
-from bot.store import SqliteStore
+from bot.store import SqlStore, StoreError, display_url
 from bot.throttle import RequestBudgets, budget_windows
 from bot.tracker import Tracker
 from handlers._common import Services, error_message
@@ -391,7 +391,7 @@ class Runtime:
     """Everything a running Sweep process holds, opened together and closed together."""
 
     app: AsyncApp
-    store: SqliteStore
+    store: SqlStore
     tracker: Tracker
     notifier: Notifier
     resolver: CreateResolver
@@ -499,12 +499,12 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
 
 
 @contextlib.asynccontextmanager
-async def open_database(path: Path) -> AsyncIterator[SqliteStore]:
-    """Open (creating and migrating) the SQLite store; a file that cannot be opened is one line."""
+async def open_database(path: Path | str, *, setting: str = "SWEEP_DATABASE") -> AsyncIterator[SqlStore]:
+    """Open (creating and migrating) the store at a SQLite path or URL; one that cannot open is one line."""
     try:
-        store = await SqliteStore.open(path)
-    except (sqlite3.Error, OSError) as error:
-        raise ConfigError(f"SWEEP_DATABASE cannot be opened: {path} ({error})") from None
+        store = await SqlStore.open(path)
+    except (sqlite3.Error, OSError, StoreError) as error:  # StoreError: unreachable, or newer than Sweep
+        raise ConfigError(f"{setting} cannot be opened: {display_url(path)} ({error})") from None
     try:
         yield store
     finally:

@@ -38,7 +38,7 @@ _OUTBOX_STATES = ("pending", "attempting", "failed")
 
 
 class GaugeSource(Protocol):
-    """The store's one metrics query (see `SqliteStore.gauge_counts`)."""
+    """The store's one metrics query (see `SqlStore.gauge_counts`)."""
 
     async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
         """Return (table, state, rows, oldest due_at epoch) for outbox rows and active tracked jobs."""

@@ -1,4 +1,4 @@
-"""Unknown create outcomes and use-once previews: the simulator, a real SQLite store, the local Slack.
+"""Unknown create outcomes and use-once previews: the simulator, a real store (SQLite, PostgreSQL), Slack.
 
 Issue 9 (items 2 and 3) and issue 11 (item 2, the lost create is told): an ambiguous create stays
 open and is resolved by its tag — tracked with its card when found, told once when proven absent;
@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy, tag_marker
 from bot.cloudflare.models import ActionType, CreateJobRequest, Destination, SearchParams
@@ -27,7 +27,8 @@ from bot.ids import EventType
 from bot.jobs import CreateStatus, JobService
 from bot.outbox import Notifier
 from bot.slack_port import WebClientSlackPort
-from bot.store import IntentState, OutboxState, PreviewState, SqliteStore
+from bot.store import IntentState, OutboxState, PreviewState, SqlStore, open_store
+from bot.store.schema import create_intents
 
 SETTLE = 30.0  # seconds after its intent a create may be proven absent (the test's own value)
 
@@ -47,7 +48,7 @@ class Clock:
 
 @dataclass
 class Env:
-    store: SqliteStore
+    store: SqlStore
     client: CloudflareClient
     control: httpx.AsyncClient
     slack: RunningFakeSlack
@@ -62,12 +63,12 @@ def _root(base_url: str) -> str:
 
 
 @pytest.fixture
-async def env(simulator: Any, account_id: str, tmp_path: Path) -> AsyncIterator[Env]:
+async def env(simulator: Any, account_id: str, store_url: str) -> AsyncIterator[Env]:
     clock = Clock()
     async with (
         httpx.AsyncClient(timeout=10) as http,
         httpx.AsyncClient(base_url=_root(simulator.base_url), timeout=10) as control,
-        SqliteStore.open(tmp_path / "sweep.db") as store,
+        open_store(store_url) as store,
         running_fake_slack(bot_token="xoxb-creates") as slack,
     ):
         client = CloudflareClient(
@@ -296,8 +297,8 @@ async def test_a_refused_create_is_a_definite_failure(env: Env) -> None:
 
 
 async def _tags(env: Env) -> list[str]:
-    rows = await env.store._fetchall("SELECT tag FROM create_intents")  # noqa: SLF001 - inspection
-    return [row[0] for row in rows]
+    async with env.store.db.read() as conn:  # inspection: every tag, resolved or not
+        return list((await conn.execute(select(create_intents.c.tag))).scalars())
 
 
 async def test_a_request_key_is_claimed_once(env: Env) -> None:

@@ -23,8 +23,9 @@ from blocks.notice import build_notice
 from bot.devslack.server import running_fake_slack
 from bot.models import TrackedJob
 from bot.outbox import KINDS, Kind, Notifier, Recovery, Registry, Target
-from bot.store import MIGRATIONS, OutboxState, SqliteStore, StoreError
+from bot.store import OutboxState, SqliteStore, StoreError
 from tests.component.test_notifier import BOT_TOKEN, JOB_A, Crash, FakeClock, drain_all, make_job, track
+from tests.component.test_store_upgrade import LEGACY_MIGRATIONS
 from tests.support import LocalSlack
 
 ANALYST = "U0ANALYST"
@@ -279,7 +280,7 @@ async def test_a_pending_notice_of_schema_2_keeps_going_after_the_upgrade(
 ) -> None:
     db = sqlite3.connect(db_path)
     db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for version, step in enumerate(MIGRATIONS[:2], start=1):
+    for version, step in enumerate(LEGACY_MIGRATIONS[:2], start=1):
         db.executescript(step)
         db.execute("INSERT INTO schema_version VALUES (?, '2026-11-30T10:00:00+00:00')", (version,))
     db.execute(

@@ -1,14 +1,25 @@
-"""SqliteStore against a real SQLite file: migrations, creates, snapshots/diff, outbox, audit."""
+"""The store on real databases, SQLite and PostgreSQL: migrations, creates, snapshots/diff, outbox, audit.
+
+Every test here runs once per backend (`store_url`, tests/component/conftest.py).
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from bot.cloudflare.models import BulkJob, CreateJobRequest
 from bot.models import AuditEntry
@@ -16,10 +27,14 @@ from bot.store import (
     IntentState,
     OutboxKind,
     OutboxState,
-    SqliteStore,
+    SqlStore,
     StoreError,
+    database_url,
+    display_url,
     migrate,
+    open_store,
 )
+from bot.store.schema import metadata
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 JOB_A = "00000000-0000-4000-8000-00000000000a"
@@ -53,53 +68,84 @@ def make_request() -> CreateJobRequest:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    async with SqliteStore.open(tmp_path / "sweep.db") as opened:
+async def store(store_url: str) -> Any:
+    async with open_store(store_url) as opened:
         yield opened
 
 
-async def track(store: SqliteStore, job: BulkJob, channel: str = "C1") -> None:
+async def raw_execute(url: str, sql: str) -> None:
+    """Run one statement on the database itself, through the bare driver (not the store)."""
+    if url.startswith("sqlite"):
+        async with aiosqlite.connect(url.split(":///", 1)[1]) as db:
+            await db.execute(sql)
+            await db.commit()
+        return
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def track(store: SqlStore, job: BulkJob, channel: str = "C1") -> None:
     await store.track_existing(job, account_id="acc", requester="U1", channel_id=channel, now=T0)
 
 
-# The schema this release ships: one migration step. Adding a step must bump this on purpose.
+# The schema this release ships: one migration step each. Adding a step must bump this on purpose.
 # Version 2 (issue 9): ambiguous creates, stored use-once previews, remembered Slack requests.
-# Version 3 (issue 11): an outbox row may target a thread or a user; a notice's kind is its notice.
+# Version 3 (issue 11): a job-less outbox row may target a thread or a user.
 SHIPPED_SCHEMA_VERSION = 3
 # Tables the README and DESIGN.md name (the audit log is `audit_log`, README "Security model").
 SHIPPED_TABLES = {"audit_log", "create_intents", "outbox", "tracked_jobs", "previews", "seen_requests"}
 
 
-async def test_open_migrates_once_and_uses_wal(tmp_path: Path) -> None:
-    path = tmp_path / "sweep.db"
-    assert await migrate(path) == SHIPPED_SCHEMA_VERSION
-    store = await SqliteStore.open(path)
+async def test_open_migrates_once(store_url: str) -> None:
+    assert await migrate(store_url) == SHIPPED_SCHEMA_VERSION
+    store = await SqlStore.open(store_url)
     try:
         assert await store.schema_version() == SHIPPED_SCHEMA_VERSION
+        async with store.db.read() as conn:
+            tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+            versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
     finally:
         await store.close()
-    assert await migrate(path) == SHIPPED_SCHEMA_VERSION  # a second run applies nothing
+    assert await migrate(store_url) == SHIPPED_SCHEMA_VERSION  # a second run applies nothing
+    assert tables >= SHIPPED_TABLES | {"alembic_version"}
+    assert versions == [f"{SHIPPED_SCHEMA_VERSION:04d}"]
+
+
+async def test_sqlite_uses_wal_and_tells_an_older_sweep_the_version(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.db"
+    assert await migrate(path) == SHIPPED_SCHEMA_VERSION  # a plain path is a SQLite file
     async with aiosqlite.connect(path) as db:
         async with db.execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone()) == ("wal",)
-        async with db.execute("SELECT COUNT(*) FROM schema_version") as cursor:
+        # The pre-Alembic releases read this table: they refuse the file ("newer … upgrade Sweep").
+        async with db.execute("SELECT MAX(version) FROM schema_version") as cursor:
             assert (await cursor.fetchone()) == (SHIPPED_SCHEMA_VERSION,)
-        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
-            tables = {row[0] for row in await cursor.fetchall()}
-        assert tables >= SHIPPED_TABLES | {"schema_version"}
 
 
-async def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "sweep.db"
-    await migrate(path)
-    async with aiosqlite.connect(path) as db:
-        await db.execute("INSERT INTO schema_version VALUES (?, ?)", (SHIPPED_SCHEMA_VERSION + 1, "later"))
-        await db.commit()
-    with pytest.raises(StoreError, match="newer"):
-        await SqliteStore.open(path)
+async def test_the_migrations_build_exactly_the_schema_module(store_url: str) -> None:
+    def differences(sync: Connection) -> list[Any]:
+        found = compare_metadata(MigrationContext.configure(sync), metadata)
+        # SQLite keeps the pre-Alembic version table for older releases to read (bot/store/migrate.py).
+        return [d for d in found if not (d[0] == "remove_table" and d[1].name == "schema_version")]
+
+    async with open_store(store_url) as store, store.db.read() as conn:
+        assert await conn.run_sync(differences) == []
 
 
-async def test_finish_create_tracks_queues_card_and_audits_once(store: SqliteStore) -> None:
+async def test_newer_schema_is_refused(store_url: str) -> None:
+    await migrate(store_url)
+    await raw_execute(
+        store_url,
+        f"UPDATE alembic_version SET version_num = '{SHIPPED_SCHEMA_VERSION + 1:04d}'",  # noqa: S608
+    )
+    with pytest.raises(StoreError, match="newer.*upgrade Sweep"):
+        await SqlStore.open(store_url)
+
+
+async def test_finish_create_tracks_queues_card_and_audits_once(store: SqlStore) -> None:
     await store.begin_create(
         "tag1", account_id="acc", requester="U1", channel_id="C1", request=make_request(), now=T0
     )
@@ -123,7 +169,7 @@ async def test_finish_create_tracks_queues_card_and_audits_once(store: SqliteSto
     assert [(a.actor, a.action, a.outcome) for a in audit] == [("U1", "create", "ok")]
 
 
-async def test_fail_create_closes_the_intent(store: SqliteStore) -> None:
+async def test_fail_create_closes_the_intent(store: SqlStore) -> None:
     await store.begin_create(
         "tag2", account_id="acc", requester="U1", channel_id="C1", request=make_request(), now=T0
     )
@@ -133,7 +179,7 @@ async def test_fail_create_closes_the_intent(store: SqliteStore) -> None:
         await store.finish_create("nope", make_job(), now=T0)
 
 
-async def test_track_existing_is_idempotent(store: SqliteStore) -> None:
+async def test_track_existing_is_idempotent(store: SqlStore) -> None:
     first, new = await store.track_existing(
         make_job(), account_id="a", requester="U1", channel_id="C1", now=T0
     )
@@ -146,7 +192,7 @@ async def test_track_existing_is_idempotent(store: SqliteStore) -> None:
     assert [j.job_id for j in await store.list_recent(5)] == [JOB_A]
 
 
-async def test_apply_snapshots_diffs_and_queues_one_reply_per_transition(store: SqliteStore) -> None:
+async def test_apply_snapshots_diffs_and_queues_one_reply_per_transition(store: SqlStore) -> None:
     await track(store, make_job())
     await track(store, make_job(JOB_B, status="PROCESSING"))
 
@@ -187,7 +233,7 @@ async def test_apply_snapshots_diffs_and_queues_one_reply_per_transition(store: 
     assert [j.job_id for j in await store.list_active()] == [JOB_B]
 
 
-async def test_apply_snapshots_many_jobs_in_one_call(store: SqliteStore) -> None:
+async def test_apply_snapshots_many_jobs_in_one_call(store: SqlStore) -> None:
     jobs = [make_job(f"job-{i:05d}") for i in range(500)]
     for job in jobs[:400]:
         await track(store, job)
@@ -197,7 +243,7 @@ async def test_apply_snapshots_many_jobs_in_one_call(store: SqliteStore) -> None
     assert set((await store.active_statuses()).values()) == {"PROCESSING"}
 
 
-async def test_mark_gone_queues_card_update_and_reply(store: SqliteStore) -> None:
+async def test_mark_gone_queues_card_update_and_reply(store: SqlStore) -> None:
     await track(store, make_job(status="PROCESSING"))
     assert await store.mark_gone(JOB_A, now=T0, reason="deleted at Cloudflare (404)")
     assert not await store.mark_gone(JOB_A, now=T0, reason="again")
@@ -210,21 +256,24 @@ async def test_mark_gone_queues_card_update_and_reply(store: SqliteStore) -> Non
     assert (OutboxKind.TRANSITION, "PROCESSING->GONE") in keys and (OutboxKind.CARD_UPDATE, "card") in keys
 
 
-async def test_audit_log_is_append_only(store: SqliteStore, tmp_path: Path) -> None:
+async def test_audit_log_is_append_only(store: SqlStore, store_url: str) -> None:
     entry = AuditEntry(at=T0, actor="U1", action="cancel", job_id=JOB_A, outcome="ok", detail="x'); DROP")
     await store.add_audit(entry)
     await store.add_audit(entry.model_copy(update={"job_id": JOB_B}))
     [latest, first] = await store.list_audit()
     assert latest.job_id == JOB_B and first.detail == "x'); DROP" and first.id is not None
     assert [a.job_id for a in await store.list_audit(job_id=JOB_A)] == [JOB_A]
-    async with aiosqlite.connect(tmp_path / "sweep.db") as db:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            await db.execute("UPDATE audit_log SET outcome = 'forged'")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            await db.execute("DELETE FROM audit_log")
+    refused = (sqlite3.IntegrityError, asyncpg.RaiseError)
+    statements = ["UPDATE audit_log SET outcome = 'forged'", "DELETE FROM audit_log"]
+    if not store_url.startswith("sqlite"):
+        statements.append("TRUNCATE audit_log")
+    for statement in statements:
+        with pytest.raises(refused, match="append-only"):
+            await raw_execute(store_url, statement)
+    assert len(await store.list_audit()) == 2
 
 
-async def test_outbox_card_lifecycle(store: SqliteStore) -> None:
+async def test_outbox_card_lifecycle(store: SqlStore) -> None:
     await track(store, make_job())
     [post] = await store.outbox_due(now=T0)
     assert post.kind is OutboxKind.CARD_POST and post.channel_id == "C1"
@@ -265,3 +314,83 @@ async def test_outbox_card_lifecycle(store: SqliteStore) -> None:
     assert await store.outbox_next_due() is None
     job = await store.get_job(JOB_A)
     assert job is not None and job.card_dead
+
+
+async def test_queue_delivery_needs_a_kind_name_and_a_target_and_is_once_per_key(store: SqlStore) -> None:
+    payload = {"text": "your export is ready"}
+    assert await store.queue_delivery("export:1", kind="notice", user_id="U9", payload=payload, now=T0)
+    assert not await store.queue_delivery("export:1", kind="notice", user_id="U9", payload=payload, now=T0)
+    assert await store.queue_delivery(
+        "reply:1", kind="notice", channel_id="C7", thread_ts="1.0005", payload=payload, now=T0
+    )
+    with pytest.raises(StoreError, match="needs a job or a target"):
+        await store.queue_delivery("lost", kind="notice", thread_ts="1.0005", payload=payload, now=T0)
+    # Kinds are the outbox registry's (bot/outbox): the store takes any short name, so adding a kind
+    # needs no migration; the registry refuses an unknown kind when it delivers (test_outbox.py).
+    assert await store.queue_delivery("x", kind="carrier_pigeon", channel_id="C7", payload=payload, now=T0)
+    with pytest.raises(StoreError, match="short name"):
+        await store.queue_delivery("y", kind="", channel_id="C7", payload=payload, now=T0)
+    dm, reply, _pigeon = await store.list_notices()
+    assert (dm.user_id, dm.channel_id, dm.thread_ts, dm.job_id) == ("U9", None, None, None)
+    assert (reply.channel_id, reply.thread_ts, reply.user_id) == ("C7", "1.0005", None)
+    assert [r.key for r in await store.outbox_due(now=T0)] == ["export:1", "reply:1", "x"]
+    # A job's row by the general path is unique by (job, kind, key), like the tracker's own rows.
+    await track(store, make_job())
+    assert not await store.queue_delivery("card", kind="card_post", job_id=JOB_A, payload={}, now=T0)
+    assert [r.kind for r in await store.list_outbox(JOB_A)] == [OutboxKind.CARD_POST]
+
+
+async def test_finish_create_is_one_transaction(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intent, the job, its card row and the audit entry commit together, or none of them does."""
+    await store.begin_create(
+        "tag9", account_id="acc", requester="U1", channel_id="C1", request=make_request(), now=T0
+    )
+    before = await store.counts()
+
+    async def audit_fails(*_: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("bot.store.intents.append_audit", audit_fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        await store.finish_create("tag9", make_job(), now=T0)
+    assert await store.counts() == before
+    [intent] = await store.open_create_intents()
+    assert intent.state is IntentState.OPEN and await store.get_job(JOB_A) is None
+    monkeypatch.undo()
+    await store.finish_create("tag9", make_job(), now=T0)
+    after = await store.counts()
+    assert (after["tracked_jobs"], after["outbox"], after["audit_log"]) == (1, 1, 1)
+
+
+def test_sweep_bot_migrate_works_on_both_backends_in_one_line(store_url: str) -> None:
+    command = [sys.executable, "-m", "bot", "migrate", "--url", store_url]
+    env = {"PATH": os.environ.get("PATH", ""), "SWEEP_LOG_LEVEL": "WARNING"}
+    for _ in range(2):  # the second run finds nothing to do
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [f"{store_url}: schema at version {SHIPPED_SCHEMA_VERSION}"]
+
+
+def test_a_database_that_cannot_be_reached_is_one_line() -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"  # no server listens on port 1
+    command = [sys.executable, "-m", "bot", "migrate", "--url", url]
+    env = {"PATH": os.environ.get("PATH", "")}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "--url cannot be opened" in line and "127.0.0.1:1" in line and "Traceback" not in line
+
+
+def test_a_store_url_is_a_plain_path_or_a_sqlite_or_postgresql_url(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.db"
+    assert database_url(path) == f"sqlite+aiosqlite:///{path}"
+    assert database_url(f"sqlite:///{path}") == f"sqlite+aiosqlite:///{path}"
+    assert (
+        database_url("postgresql://sweep:pw@db.internal/sweep")
+        == "postgresql+asyncpg://sweep:pw@db.internal/sweep"
+    )
+    assert (
+        display_url("postgresql://sweep:pw@db.internal/sweep") == "postgresql://sweep:***@db.internal/sweep"
+    )
+    with pytest.raises(StoreError, match="unsupported database 'mysql'"):
+        database_url("mysql://root@localhost/sweep")
