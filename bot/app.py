@@ -259,16 +259,30 @@ class RequestArrival(AsyncMiddleware):
         if self._session is not None and response_url:
             req.context["respond"] = SharedSessionRespond(response_url=response_url, session=self._session)
         # Bolt 1.x runs the listener only after every app middleware has returned (an app
-        # middleware's `next` just records the call), so this key is reset before any listener reads
-        # it. The log fields below are therefore set and not reset: each request overwrites them in
-        # its own task, and the listener and the follow-ups it submits see them.
-        key = request_key(req.body)
-        token = current_request_key.set(key)
-        bind_log_fields(request=key, user=req.context.user_id)
+        # middleware's `next` just records the call): the log fields are set and not reset, so
+        # the listener and the follow-ups it submits see them (each request overwrites them in its
+        # own task). The request's de-duplication key is set around the whole dispatch instead
+        # (`SweepApp.async_dispatch`).
+        bind_log_fields(request=request_key(req.body), user=req.context.user_id)
+        return await next()
+
+
+class SweepApp(AsyncApp):
+    """Bolt's app, knowing which Slack request its listener runs for.
+
+    With `process_before_response` the listener runs inside `async_dispatch` (HTTP and Socket Mode
+    alike), so the key set here is what `Services.after_ack` reads to do a request's work once,
+    however often Slack (or anyone) sends it again (`bot.dedupe`).
+    """
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        """Dispatch one request with its de-duplication key set for the listener."""
+        token = current_request_key.set(request_key(req.body))
         try:
-            return await next()
+            response: BoltResponse = await super().async_dispatch(req)
         finally:
             current_request_key.reset(token)
+        return response
 
 
 def create_app(
@@ -286,7 +300,7 @@ def create_app(
     if oauth_conflict():
         # Bolt reads these from the environment and would switch to OAuth mode behind our back.
         raise ConfigError(OAUTH_CONFLICT)
-    app = AsyncApp(
+    app = SweepApp(
         client=client,
         authorize=StartupAuthorize(identity, client.token or ""),
         signing_secret=signing_secret or "socket-mode-does-not-sign",

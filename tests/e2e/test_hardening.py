@@ -29,6 +29,7 @@ from tests.e2e.test_slack_flows import buttons, fill, sim_jobs
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FILTER = "subject:invoice since:30d"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "SKIPPED"}
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -89,6 +90,8 @@ async def test_double_click_replay_and_slack_retry_of_confirm_make_one_job(stack
     second = await driver.block_action(ActionId.CONFIRM_CREATE, message_blocks=blocks)
     assert first.status == second.status == 200
     await wait_until(lambda: jobs_with(stack, "dbl-click"), what="the job")
+    await settle(stack)
+    said = len(responses_text(stack))
     # The last click replayed byte for byte, then as Slack retries it.
     body = urlencode({"payload": json.dumps(_last_payload(stack))}).encode()
     replay = await driver.post_signed(body)
@@ -97,7 +100,15 @@ async def test_double_click_replay_and_slack_retry_of_confirm_make_one_job(stack
     assert replay.status == retry.status == 200
     await settle(stack)
     assert len(await jobs_with(stack, "dbl-click")) == 1
-    assert any("Already created" in text for text in responses_text(stack)), responses_text(stack)[-3:]
+    # The replay and the retry carry the click's trigger id: acknowledged, and nothing more is said.
+    answered = len(responses_text(stack))
+    assert answered == said, responses_text(stack)[said:]
+    # Once the job exists, one more click on the same preview says where it is and creates nothing.
+    await driver.block_action(ActionId.CONFIRM_CREATE, message_blocks=blocks)
+    await settle(stack)
+    assert len(await jobs_with(stack, "dbl-click")) == 1
+    later = responses_text(stack)[answered:]
+    assert any("Already created" in text for text in later), later
 
 
 def _now() -> int:
@@ -136,6 +147,32 @@ async def test_replaying_the_modal_final_submission_makes_one_job(stack: Stack) 
     await settle(stack)
     jobs = [j for j in await sim_jobs(stack) if "modal-replay" in (j.get("comment") or "")]
     assert len(jobs) == 1, jobs
+
+
+async def test_a_replayed_or_retried_slash_command_is_acknowledged_and_acted_on_once(stack: Stack) -> None:
+    # Same trigger id (a byte-for-byte replay, then Slack's retry of it): one Cloudflare call, one answer.
+    driver, state = stack.driver, stack.slack.state
+    fields = state.slash_command_payload(
+        "list", user_id=OPERATOR, channel_id=CHANNEL, channel_name="incident", command="/sweep", team_id="T1"
+    )
+    body = urlencode(fields).encode()
+    await settle(stack)
+
+    async def nothing_to_poll() -> bool:  # the tracker's own list calls would count too
+        return all(j["status"] in TERMINAL for j in await sim_jobs(stack))
+
+    await wait_until(nothing_to_poll, timeout=30, what="earlier jobs to finish")
+    before_calls = (await stack.sim.stats())["total"]
+    before_answers = len(state.responses(OPERATOR))
+    first = await driver.post_signed(body)
+    replay = await driver.post_signed(body)
+    headers = {"Content-Type": FORM, "User-Agent": USER_AGENT, "X-Slack-Retry-Num": "1"}
+    retry = await driver.raw(body, {**headers, **sign(SIGNING_SECRET, body, _now())})
+    assert first.status == replay.status == retry.status == 200
+    await settle(stack)
+    answers = [r for r in state.responses(OPERATOR)[before_answers:] if "bulk jobs" in r.text.lower()]
+    assert len(answers) == 1, [r.text for r in state.responses(OPERATOR)[before_answers:]]
+    assert (await stack.sim.stats())["total"] - before_calls == 1
 
 
 # ---------------------------------------------------------------- item 4: the stored preview is what runs
