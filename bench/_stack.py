@@ -80,6 +80,7 @@ class Stack:
     slack: RunningFakeSlack
     events_url: str
     bot: subprocess.Popen[bytes]
+    database: Path
 
     @property
     def health_url(self) -> str:
@@ -116,6 +117,12 @@ async def sweep_stack(
             SWEEP_POLL_SECONDS=str(poll_seconds),
             SWEEP_OPERATORS=OPERATOR,
             SWEEP_LOG_LEVEL=log_level,
+            # A benchmark is one operator sending thousands of requests: no per-user budget may refuse
+            # them, or the figures would measure refusals.
+            SWEEP_READS_PER_USER="100000",
+            SWEEP_WRITES_PER_USER="100000",
+            SWEEP_READS_TOTAL="1000000",
+            SWEEP_WRITES_TOTAL="1000000",
         )
         # SWEEP_BENCH_PROFILE=<file>: run the bot under cProfile (written when it exits on SIGTERM).
         profile_to = profile_to or os.environ.get("SWEEP_BENCH_PROFILE")
@@ -134,7 +141,13 @@ async def sweep_stack(
             str(port),
         ]
         async with process(args, env, f"http://127.0.0.1:{port}/healthz") as bot:
-            yield Stack(sim=sim, slack=slack, events_url=f"http://127.0.0.1:{port}/slack/events", bot=bot)
+            yield Stack(
+                sim=sim,
+                slack=slack,
+                events_url=f"http://127.0.0.1:{port}/slack/events",
+                bot=bot,
+                database=workdir / "sweep.db",
+            )
 
 
 def pinned_to_server_cpu(pin: bool) -> list[str]:

@@ -34,7 +34,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -60,15 +61,32 @@ from bot.devslack.modal import fill  # noqa: E402
 from bot.devslack.server import RunningFakeSlack  # noqa: E402
 from bot.ids import ActionId, BlockId  # noqa: E402
 from bot.payloads import CancelButtonValue, ModalMetadata, encode  # noqa: E402
+from bot.store import PreviewState, SqlStore  # noqa: E402
 
 WARMUP = 10
 Request = Callable[[SlackDriver], Awaitable[DriverResponse]]
 JOB_ID = "00000000-0000-4000-8000-000000000001"
+BENCH_FORM_ID = "bench-form-000000000001"
+
+
+async def open_bench_form(database: Path) -> None:
+    """Record the create form every modal submission of the benchmark comes from (as `/sweep new` does)."""
+    now = datetime.now(UTC)
+    async with SqlStore.open(database) as store:
+        await store.save_preview(
+            BENCH_FORM_ID,
+            requester=OPERATOR,
+            channel_id=CHANNEL,
+            state=PreviewState.FORM,
+            expires_at=now + timedelta(days=1),
+            now=now,
+        )
 
 
 def scenarios() -> dict[str, Request]:
     """Return the four kinds of request measured, each a function of a driver."""
-    metadata = encode(ModalMetadata(channel_id=CHANNEL, draft=None, stage="form"))
+    # The form's server-side record is made once by `open_bench_form` (as `/sweep new` would).
+    metadata = encode(ModalMetadata(preview_id=BENCH_FORM_ID, draft=None, stage="form"))
     view = build_create_modal(metadata=metadata, now=datetime.now(UTC))
     view.update({"id": "V_BENCH", "hash": "1.bench", "type": "modal"})
     state = fill(view, {BlockId.DESTINATION: "JunkEmail", BlockId.SENDER: "bench@example.com"})
@@ -230,6 +248,7 @@ async def main(
     samples: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     follow_ups: dict[tuple[str, int], list[dict[str, float]]] = {}
     async with sweep_stack(pin=pin) as stack, httpx.AsyncClient() as health:
+        await open_bench_form(stack.database)
         bare_port, stock_port = free_port(), free_port()
         bare_args = [*pinned_to_server_cpu(pin), sys.executable, "bench/bare_app.py"]
         bare_args += [str(bare_port), SECRET, stack.slack.api_url]
