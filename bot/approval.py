@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from bot.cloudflare.models import ActionType, Destination
-from bot.grammar import JobDraft
+if TYPE_CHECKING:  # only for annotations: the configuration imports this module (no import cycle)
+    from bot.grammar import JobDraft
 
 __all__ = [
     "BROAD_WINDOW",
@@ -137,7 +138,7 @@ def parse_always(text: str) -> frozenset[str]:
     kinds = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
     unknown = sorted(kinds - set(ALWAYS_KINDS))
     if unknown:
-        raise ValueError(f"must list only {', '.join(ALWAYS_KINDS)} (not {', '.join(unknown)})")
+        raise ValueError(f"must list only {', '.join(ALWAYS_KINDS)} (comma-separated)")
     return kinds
 
 
@@ -146,7 +147,7 @@ def parse_domains(text: str) -> frozenset[str]:
     domains = frozenset(part.strip().lower().rstrip(".") for part in text.split(",") if part.strip())
     bad = sorted(d for d in domains if not _DOMAIN_RE.match(d))
     if bad:
-        raise ValueError(f"must list mail domains like example.com (not {', '.join(bad)})")
+        raise ValueError("must list mail domains like example.com (comma-separated)")
     return domains
 
 
@@ -216,9 +217,10 @@ def breadth_reasons(
 
 
 def _always_kind(draft: JobDraft) -> str:
-    if draft.action is ActionType.RELEASE:
+    # The API's enum values (StrEnums compare equal to them).
+    if draft.action == "RELEASE":
         return "release"
-    if draft.destination is Destination.RECOVERABLE_ITEMS_PURGES:
+    if draft.destination == "RecoverableItemsPurges":
         return "purge"
     return "move"
 
