@@ -204,3 +204,11 @@ def test_margins_thresholds_kinds_and_domains() -> None:
         parse_always("purge,delete")
     with pytest.raises(ValueError, match="example.com"):
         parse_domains("corp,@x.example")
+
+
+def test_the_agreed_maximum_is_the_count_plus_the_margin_and_at_least_five_more() -> None:
+    assert agreed_maximum(1000, 10.0) == 1100
+    assert agreed_maximum(1001, 10.0) == 1102  # the margin rounds up
+    assert agreed_maximum(20, 10.0) == 25  # at least 5 more
+    assert agreed_maximum(0, 10.0) == 5
+    assert agreed_maximum(10_000, 0.0) == 10_005
