@@ -52,6 +52,7 @@ from bot.config import (
 from bot.creates import CreateResolver
 from bot.dedupe import current_request_key, request_key
 from bot.followups import FollowUps
+from bot.guard import OvershootGuard
 from bot.inbound import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -440,12 +441,14 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 identity.get("team_id"),
             )
             notifier = Notifier(store, WebClientSlackPort(web_client))
+            guard = OvershootGuard(client=client, store=store, wake_notifier=notifier.wake)
             tracker = Tracker(
                 store,
                 client,
                 poll_seconds=settings.sweep_poll_seconds,
                 notifier=notifier,
                 on_cycle=metrics.observe_poll_cycle,
+                on_overshoot=guard,
             )
             try:
                 policy = Policy(operators=settings.operators, channels=settings.channels)
@@ -477,6 +480,8 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 wake_notifier=notifier.wake,
                 resolver=resolver,
                 budgets=budgets,
+                margin_percent=settings.approval_policy.margin_percent,
+                max_active_jobs=settings.sweep_max_active_jobs,
             )
             services = Services(
                 jobs=jobs,
