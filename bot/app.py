@@ -429,7 +429,10 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
         client = CloudflareClient.from_settings(
             http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS, observer=metrics.observe_cloudflare
         )
-        async with open_database(settings.sweep_database) as store, aiohttp.ClientSession() as session:
+        async with (
+            open_database(settings.database_target, setting=settings.database_setting) as store,
+            aiohttp.ClientSession() as session,
+        ):  # X aiohttp.ClientSession() as session:
             web_client = slack_web_client(settings, session)
             identity = await resolve_identity(web_client)
             log.info(
