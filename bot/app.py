@@ -432,7 +432,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
         async with (
             open_database(settings.database_target, setting=settings.database_setting) as store,
             aiohttp.ClientSession() as session,
-        ):  # X aiohttp.ClientSession() as session:
+        ):
             web_client = slack_web_client(settings, session)
             identity = await resolve_identity(web_client)
             log.info(
