@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import migrate as schema_steps
@@ -72,6 +72,11 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
         try:
             async with engine.execution_options(sweep_write=True).begin() as conn:
                 await conn.run_sync(schema_steps.upgrade)
+                if engine.dialect.name == "sqlite":
+                    # One process per SQLite file: claims left in it are a dead process's, void now.
+                    await conn.execute(
+                        update(outbox).where(outbox.c.claimed_until.is_not(None)).values(claimed_until=None)
+                    )
         except StoreError:
             await engine.dispose()
             raise
