@@ -1,7 +1,9 @@
 """Several replicas on one PostgreSQL database (two `SqlStore`s = two engines = two replicas).
 
 The poller lease: exactly one holds it; when the holder's connection or store goes, the other takes
-it at its next check. On SQLite the one replica always holds it.
+it at its next check. On SQLite the one replica always holds it. The outbox: two notifiers draining
+at once (through the real `WebClientSlackPort` to the local Slack over HTTP) post every card, thread
+reply and notice exactly once; a claim left by a replica that died runs out and the row is recovered.
 """
 
 from __future__ import annotations
@@ -13,9 +15,25 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.store import SqlStore
+from bot.devslack.server import running_fake_slack
+from bot.outbox import Notifier
+from bot.store import OutboxState, SqlStore
+from bot.store.outbox import CLAIM_SECONDS
 from tests.component.conftest import PG_SERVER, postgres_database
+from tests.component.test_notifier import BOT_TOKEN, Crash, FakeClock, drain_all, make_job
+from tests.support import LocalSlack
+
+NOTICE = {
+    "requester": "U0ANALYST",
+    "action": "RELEASE",
+    "destination": None,
+    "search_params": {"sender": "evil@example.com", "detections_only": True},
+    "comment": None,
+    "reason": "Cloudflare has no job with this request's tag: it was not created",
+    "tag": "t1",
+}
 
 INTERVAL = 0.2  # the checks' period in these tests (a poll interval)
 
@@ -100,3 +118,92 @@ async def test_on_sqlite_the_one_replica_always_holds_the_lease(tmp_path: Path) 
         assert await store.poller_lease.check()
         await store.poller_lease.release()
         assert store.poller_lease.held
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[LocalSlack]:
+    async with running_fake_slack(bot_token=BOT_TOKEN) as fake:
+        yield LocalSlack(fake.state, AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url))
+
+
+def job_id(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+async def drain_together(*notifiers: Notifier) -> list[int]:
+    """Drain with every notifier at once until none finds anything; return what each settled."""
+    totals = [0] * len(notifiers)
+    while True:
+        settled = await asyncio.gather(*(n.drain_once() for n in notifiers))
+        totals = [t + s for t, s in zip(totals, settled, strict=True)]
+        if not any(settled):
+            return totals
+
+
+async def test_two_notifiers_post_every_card_reply_and_notice_exactly_once(
+    pg_url: str, slack: LocalSlack
+) -> None:
+    clock = FakeClock()
+    jobs = 12
+    async with SqlStore.open(pg_url) as a, SqlStore.open(pg_url) as b:
+        for n in range(jobs):
+            await a.track_existing(
+                make_job(job_id(n)), account_id="acc", requester="U1", channel_id="C1", now=clock()
+            )
+            await b.queue_notice(
+                f"notice:{n}", channel_id="C2", payload={"notice": "create_not_made", **NOTICE}, now=clock()
+            )
+        # Claims of one row at a time make the two notifiers interleave as much as they can.
+        first = Notifier(a, slack, clock=clock, min_edit_interval=0, claim=1)
+        second = Notifier(b, slack, clock=clock, min_edit_interval=0, claim=1)
+        cards_and_notices = await drain_together(first, second)
+        assert sum(cards_and_notices) == 2 * jobs
+        assert all(cards_and_notices), cards_and_notices  # both replicas really delivered
+        for status in ("DISCOVERING", "PROCESSING", "COMPLETED"):
+            clock.advance(10)
+            await a.apply_snapshots([make_job(job_id(n), status=status) for n in range(jobs)], now=clock())
+            await drain_together(first, second)
+
+        cards = slack.top_level("C1")
+        assert sorted(m.metadata["event_payload"]["job_id"] for m in cards if m.metadata) == sorted(
+            job_id(n) for n in range(jobs)
+        )
+        for card in cards:
+            transitions = [
+                m.metadata["event_payload"]["transition"] for m in slack.replies(card.ts) if m.metadata
+            ]
+            assert transitions == ["PENDING->DISCOVERING", "DISCOVERING->PROCESSING", "PROCESSING->COMPLETED"]
+        notices = [m for m in slack.top_level("C2") if (m.metadata or {}).get("event_type") == "sweep_notice"]
+        assert len(notices) == jobs
+        assert slack.count("post_message") == 2 * jobs + 3 * jobs
+        rows = [await a.list_outbox(job_id(n)) for n in range(jobs)]
+        assert {r.state for job_rows in rows for r in job_rows} == {OutboxState.SENT}
+
+
+async def test_a_claim_keeps_the_other_replica_off_until_it_runs_out(pg_url: str, slack: LocalSlack) -> None:
+    """A replica dies after Slack took its post: the other neither takes the row while the claim
+    lasts, nor posts it again after (it finds the post by its metadata)."""
+    clock = FakeClock()
+    async with SqlStore.open(pg_url) as a, SqlStore.open(pg_url) as b:
+        await a.queue_notice(
+            "notice:1", channel_id="C2", payload={"notice": "create_not_made", **NOTICE}, now=clock()
+        )
+
+        class DiesAfterPosting(LocalSlack):
+            async def post_message(self, **kwargs: object) -> str:
+                await super().post_message(**kwargs)  # type: ignore[arg-type]
+                raise Crash
+
+        dying = Notifier(a, DiesAfterPosting(slack.state, slack.client), clock=clock)
+        with pytest.raises(Crash):
+            await dying.drain_once()
+        [row] = await b.list_notices()
+        assert row.state is OutboxState.ATTEMPTING
+        survivor = Notifier(b, slack, clock=clock)
+        assert await survivor.drain_once() == 0  # still claimed by the dead replica
+        clock.advance(CLAIM_SECONDS + 1)
+        assert await drain_all(survivor) == 1
+        [row] = await b.list_notices()
+        assert row.state is OutboxState.SENT
+        assert len([m for m in slack.top_level("C2") if m.metadata]) == 1
+        assert slack.count("post_message") == 1
