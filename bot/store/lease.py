@@ -29,8 +29,9 @@ __all__ = ["POLLER_LOCK_KEY", "PollerLease"]
 
 log = logging.getLogger("sweep.lease")
 
-#: The advisory lock's key ("SWEEP" in ASCII): one poller per database.
-POLLER_LOCK_KEY = 0x53_57_45_45_50
+#: The advisory lock's key ("SWPOLL" in ASCII): one poller per database. Not the migrations' key
+#: ("SWEEP", `bot.store.migrate`): a replica starting while another polls must still migrate.
+POLLER_LOCK_KEY = 0x53_57_50_4F_4C_4C
 #: How long a ping of the held connection may take before the lease counts as lost.
 PING_SECONDS = 5.0
 
