@@ -208,6 +208,7 @@ async def test_two_replicas_one_poller_one_card_per_job_and_the_lease_moves_on_s
         took = time.monotonic() - killed_at
         assert await lease_holders(replicas) == [other]
         assert took <= 2 * POLL_SECONDS, f"the lease moved after {took:.2f} s"
+        print(f"lease moved {took:.2f} s after SIGKILL (poll interval {POLL_SECONDS:g} s)")
 
         # The survivor polls now: a job made through it is carried to its end, one card, one reply each.
         await create_through(slack, drivers[other], drivers[other], "replicas-after")
