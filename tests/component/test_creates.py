@@ -305,3 +305,29 @@ async def test_a_request_key_is_claimed_once(env: Env) -> None:
     assert await env.jobs.claim_request("block_actions:123.456.abc")
     assert not await env.jobs.claim_request("block_actions:123.456.abc")
     assert await env.jobs.claim_request("block_actions:123.456.abd")
+
+
+async def test_with_several_replicas_only_an_intent_past_the_safe_age_is_adopted(env: Env) -> None:
+    """An `open` intent may be another live replica's create in flight: adopted only once older
+    than any create can take (at start and on each resolver cycle), then resolved as any other."""
+    resolver = CreateResolver(
+        env.store,
+        env.client,
+        settle_seconds=SETTLE,
+        wake_notifier=env.notifier.wake,
+        clock=env.clock,
+        orphan_seconds=60,
+    )
+    request = release_request()
+    await env.store.begin_create(
+        "inflight", account_id="acc", requester="U9", channel_id="C9", request=request, now=env.clock()
+    )
+    env.clock.advance(59)
+    assert await resolver.adopt_orphans() == 0
+    assert await resolver.resolve_due() == 0
+    [intent] = await env.store.open_create_intents()
+    assert intent.state is IntentState.OPEN
+    env.clock.advance(2)
+    await resolver.resolve_due()  # adopts it, then looks it up: a first miss proves nothing yet
+    [intent] = await env.store.open_create_intents()
+    assert intent.state is IntentState.AMBIGUOUS and intent.misses == 1
