@@ -9,6 +9,8 @@ reply and notice exactly once; a claim left by a replica that died runs out and 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,9 +22,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.devslack.server import running_fake_slack
 from bot.outbox import Notifier
 from bot.store import OutboxState, SqlStore
+from bot.store.migrate import head_version
 from bot.store.outbox import CLAIM_SECONDS
 from tests.component.conftest import PG_SERVER, postgres_database
 from tests.component.test_notifier import BOT_TOKEN, Crash, FakeClock, drain_all, make_job
+from tests.e2e.conftest import bot_env
 from tests.support import LocalSlack
 
 NOTICE = {
@@ -210,3 +214,47 @@ async def test_a_claim_keeps_the_other_replica_off_until_it_runs_out(pg_url: str
         assert row.state is OutboxState.SENT
         assert len([m for m in slack.top_level("C2") if m.metadata]) == 1
         assert slack.count("post_message") == 1
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bot", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+def test_migrate_and_check_use_sweep_database_url_and_never_print_its_password(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # The test server trusts every local connection: a password in the URL is accepted and ignored.
+    with_password = pg_url.replace("postgres@", "postgres:s3cret-pw@", 1)
+    env = bot_env(
+        sim_url="http://127.0.0.1:9/client/v4",
+        slack_url="http://127.0.0.1:9/api/",
+        database=tmp_path / "never.db",
+        extra={"SWEEP_DATABASE_URL": with_password, "SWEEP_LOG_LEVEL": "WARNING"},
+    )
+    migrated = _cli(["migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    shown = with_password.replace("s3cret-pw", "***")
+    assert migrated.stdout.splitlines() == [f"{shown}: schema at version {head_version()}"]
+    checked = _cli(["check", "--offline"], env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"database OK: {shown} (schema at version {head_version()})" in checked.stdout
+    assert "s3cret" not in migrated.stdout + migrated.stderr + checked.stdout + checked.stderr
+    assert not (tmp_path / "never.db").exists()
+    # --url still wins over the variable.
+    other = _cli(["migrate", "--url", f"sqlite+aiosqlite:///{tmp_path / 'flag.db'}"], env)
+    assert other.returncode == 0 and (tmp_path / "flag.db").exists(), other.stderr
+
+
+def test_an_unreachable_sweep_database_url_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = bot_env(
+        sim_url="http://127.0.0.1:9/client/v4",
+        slack_url="http://127.0.0.1:9/api/",
+        database=tmp_path / "never.db",
+        extra={"SWEEP_DATABASE_URL": "postgresql://sweep:s3cret-pw@127.0.0.1:1/sweep"},
+    )
+    result = _cli(["migrate"], env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("sweep-bot: configuration error: SWEEP_DATABASE_URL cannot be opened: ")
+    assert "s3cret" not in line
