@@ -21,6 +21,7 @@ from bot.devslack.driver import SlackDriver
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
 from bot.ids import ActionId
 from bot.simulator.app import RunningSimulator, SimulatorConfig, running_simulator
+from bot.tracker import calls_budget
 from tests.component.conftest import postgres_database
 from tests.e2e.conftest import (
     BOT_TOKEN,
@@ -198,6 +199,9 @@ async def test_two_replicas_one_poller_one_card_per_job_and_the_lease_moves_on_s
         assert (idle_cycles, idle_lists) == (0, 0)
         # Every list call the simulator answered (since it started, before both replicas) was the holder's.
         assert stats["requests"].get(LIST, 0) == held_lists
+        # …and one replica's worth per cycle: at most one list per active status (a page each, < 1000 jobs).
+        assert held_lists <= calls_budget(jobs, 0) * held_cycles
+        print(f"{held_lists:g} list calls in {held_cycles:g} poll cycles, all by the lease holder")
 
         # SIGKILL the holder: the other replica holds the lease within two poll intervals.
         replicas[holder].kill()
