@@ -138,6 +138,31 @@ def _fallback(job: TrackedJob) -> str:
     return f"{title}: {status}, {counts} (job {safe(job.job_id, 100)})"
 
 
+def auto_cancel_line(job: TrackedJob, *, discovered: int, agreed_max: int) -> str:
+    """Say that Sweep cancelled a job for discovering more messages than was agreed."""
+    done = "released stay released" if job.action_type == "RELEASE" else "moved stay moved"
+    return (
+        f":octagonal_sign: *Discovered {format_count(discovered)} messages, agreed at most "
+        f"{format_count(agreed_max)}: cancelled automatically.* Messages already {done}."
+    )
+
+
+def build_auto_cancel_reply(
+    job: TrackedJob, *, discovered: int, agreed_max: int, now: datetime
+) -> dict[str, Any]:
+    """Build the thread reply saying Sweep cancelled the job past its agreed maximum (posted once)."""
+    line = auto_cancel_line(job, discovered=discovered, agreed_max=agreed_max)
+    fallback = (
+        f"Job {safe(job.job_id, 100)} discovered {format_count(discovered)} messages, agreed at most "
+        f"{format_count(agreed_max)}: cancelled automatically"
+    )
+    blocks = [
+        section(line),
+        context(f"Job `{safe(job.job_id, 200)}` · created {format_age(job.created_at, now)}"),
+    ]
+    return message(fallback, blocks)
+
+
 def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
     """Build the job's card: what it does, status, counts, filters, who asked, and Cancel while it runs."""
     blocks: list[dict[str, Any]] = [
@@ -157,6 +182,8 @@ def build_job_card(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
     if job.comment and job.comment.strip():
         quoted = "\n".join(f">{line}" for line in safe_multiline(job.comment, JOB_COMMENT_MAX).splitlines())
         blocks.append(section(f"*Comment*\n{quoted}"))
+    if job.overshoot is not None and job.agreed_max is not None:
+        blocks.append(section(auto_cancel_line(job, discovered=job.overshoot, agreed_max=job.agreed_max)))
     notes: list[str] = []
     if (impossible := _impossible_counts_note(job)) is not None:
         notes.append(impossible)

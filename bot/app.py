@@ -52,6 +52,7 @@ from bot.config import (
 from bot.creates import CreateResolver
 from bot.dedupe import current_request_key, request_key
 from bot.followups import FollowUps
+from bot.guard import OvershootGuard
 from bot.inbound import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -450,6 +451,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 metrics.poller_lease.set(1 if held else 0)
                 return held
 
+            guard = OvershootGuard(client=client, store=store, wake_notifier=notifier.wake)
             tracker = Tracker(
                 store,
                 client,
@@ -457,6 +459,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 notifier=notifier,
                 on_cycle=metrics.observe_poll_cycle,
                 lease=holds_lease,
+                on_overshoot=guard,
             )
             try:
                 policy = Policy(operators=settings.operators, channels=settings.channels)
@@ -490,6 +493,8 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 wake_notifier=notifier.wake,
                 resolver=resolver,
                 budgets=budgets,
+                margin_percent=settings.approval_policy.margin_percent,
+                max_active_jobs=settings.sweep_max_active_jobs,
             )
             services = Services(
                 jobs=jobs,

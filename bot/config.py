@@ -23,12 +23,21 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
-from bot.policy import Policy, parse_ids
+from bot.approval import (
+    ApprovalPolicy,
+    parse_above,
+    parse_always,
+    parse_domains,
+    parse_duration,
+    parse_margin,
+)
+from bot.policy import EVERYONE, Policy, parse_ids
 
 DEFAULT_CLOUDFLARE_BASE_URL = "https://api.cloudflare.com/client/v4"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -179,6 +188,12 @@ class CloudflareSettings(BaseModel):
         return self
 
 
+_APPROVAL_PARSERS: dict[str, Any] = {
+    "sweep_approval_above": parse_above,
+    "sweep_approval_always": parse_always,
+    "sweep_approval_ttl": parse_duration,
+    "sweep_approval_margin": parse_margin,
+}
 _USER_BUDGET_RULE = "a whole number of requests from 1 to 100000"
 _TOTAL_BUDGET_RULE = "a whole number of requests from 1 to 1000000"
 
@@ -221,6 +236,16 @@ class Settings(BaseModel):
     sweep_writes_per_user: int = Field(default=10, ge=1, le=100_000, description=_USER_BUDGET_RULE)
     sweep_reads_total: int = Field(default=300, ge=1, le=1_000_000, description=_TOTAL_BUDGET_RULE)
     sweep_writes_total: int = Field(default=60, ge=1, le=1_000_000, description=_TOTAL_BUDGET_RULE)
+    # Blast-radius policy (bot/approval.py): who approves, which jobs need it, for how long, how far past.
+    sweep_approvers: str | None = None
+    sweep_approval_above: str = "300"
+    sweep_approval_always: str = "purge"
+    sweep_approval_ttl: str = "1h"
+    sweep_approval_margin: str = "10%"
+    sweep_internal_domains: str | None = None
+    sweep_max_active_jobs: int = Field(
+        default=20, ge=1, le=1000, description="a whole number of jobs from 1 to 1000"
+    )
 
     @field_validator("slack_api_url")
     @classmethod
@@ -302,6 +327,47 @@ class Settings(BaseModel):
         if value.lower() not in LOG_FORMATS:
             raise ValueError(f"must be {_LOG_FORMAT_RULE}")
         return value.lower()
+
+    @field_validator("sweep_approvers")
+    @classmethod
+    def _approvers(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = operators_problem(value)
+        if problem:
+            raise ValueError(problem.replace("SWEEP_OPERATORS", "SWEEP_APPROVERS").replace(" or *", ""))
+        if EVERYONE in parse_ids(value.split(",")):
+            raise ValueError(
+                "SWEEP_APPROVERS cannot be *: name the approvers, or leave it unset for any operator"
+            )
+        return value
+
+    @field_validator(
+        "sweep_approval_above", "sweep_approval_always", "sweep_approval_ttl", "sweep_approval_margin"
+    )
+    @classmethod
+    def _approval_rule(cls, value: str, info: ValidationInfo) -> str:
+        _APPROVAL_PARSERS[info.field_name or ""](value)
+        return value
+
+    @field_validator("sweep_internal_domains")
+    @classmethod
+    def _internal_domains(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_domains(value)
+        return value
+
+    @property
+    def approval_policy(self) -> ApprovalPolicy:
+        """Return the blast-radius policy these settings describe (already validated)."""
+        return ApprovalPolicy(
+            approvers=parse_ids(self.sweep_approvers.split(",")) if self.sweep_approvers else None,
+            above=parse_above(self.sweep_approval_above),
+            always=parse_always(self.sweep_approval_always),
+            ttl=parse_duration(self.sweep_approval_ttl),
+            margin_percent=parse_margin(self.sweep_approval_margin),
+            internal_domains=parse_domains(self.sweep_internal_domains or ""),
+        )
 
     @field_validator("host")
     @classmethod

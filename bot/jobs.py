@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.approval import agreed_maximum
 from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient, make_request_tag
 from bot.cloudflare.errors import CloudflareError, ConflictError, CreateOutcomeUnknownError
@@ -35,6 +36,7 @@ from bot.store import IntentState, PreviewRecord, PreviewState, Store
 from bot.throttle import BudgetKind, RequestBudgets, ThrottledError
 
 __all__ = [
+    "PREVIEW_LIMIT",
     "PREVIEW_TTL",
     "CancelOutcome",
     "CreateOutcome",
@@ -46,6 +48,11 @@ __all__ = [
 
 log = logging.getLogger("sweep.jobs")
 
+#: A preview counts exactly up to this many messages (cursor pages of 1,000) before it says "more than".
+PREVIEW_LIMIT = 10_000
+PREVIEW_PAGE = 1000
+#: How many of the active jobs a max-active refusal names.
+_NAMED_ACTIVE = 3
 #: How long a preview may be confirmed (Slack's response_url lives 30 minutes too).
 PREVIEW_TTL = timedelta(minutes=30)
 _EXPIRED = "this preview expired; run the command again to see a fresh count"
@@ -126,7 +133,9 @@ class JobService:
         wake_notifier: Callable[[], None],
         resolver: CreateResolver | None = None,
         budgets: RequestBudgets | None = None,
-        preview_limit: int = 1000,
+        preview_limit: int = PREVIEW_LIMIT,
+        margin_percent: float = 10.0,
+        max_active_jobs: int | None = 20,
         clock: Clock = utc_now,
     ) -> None:
         self._client = client
@@ -136,6 +145,8 @@ class JobService:
         self._resolver = resolver
         self._budgets = budgets or RequestBudgets(clock=clock)
         self.preview_limit = preview_limit
+        self.margin_percent = margin_percent  # SWEEP_APPROVAL_MARGIN
+        self.max_active_jobs = max_active_jobs  # SWEEP_MAX_ACTIVE_JOBS (None: no limit)
         self._clock = clock
         self._throttle_audited: dict[str, datetime] = {}
 
@@ -204,12 +215,14 @@ class JobService:
             raise ValueError("a preview needs a channel or the id of an open form")
         await self._spend(BudgetKind.READ, requester, channel_id)
         search, keep = _preview_search(draft.search_params)
-        # One page holds the whole preview: fewer round trips than the default page size.
+        # One more than the limit: exactly `preview_limit` matches is a count, not "more than".
         with translated():
             found = await self._client.search_messages(
-                search, limit=self.preview_limit, per_page=min(self.preview_limit, 1000)
+                search, limit=self.preview_limit + 1, per_page=min(self.preview_limit, PREVIEW_PAGE)
             )
-        result = SearchResult(messages=[m for m in found.messages if keep(m)], capped=found.capped)
+        capped = len(found.messages) > self.preview_limit
+        counted = found.messages[: self.preview_limit]
+        result = SearchResult(messages=[m for m in counted if keep(m)], capped=capped)
         stored_id = preview_id or new_preview_id()
         saved = await self._store.save_preview(
             stored_id,
@@ -265,11 +278,22 @@ class JobService:
                 actor, AuditAction.DENIED, None, record.channel_id, f"refused: {problem}", detail="create"
             )
             return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=problem)
+        busy = await self._too_many_active()
+        if busy is not None:
+            await self._audit(
+                actor, AuditAction.DENIED, None, record.channel_id, f"refused: {busy}", detail="create"
+            )
+            return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=busy)
         await self._spend(BudgetKind.WRITE, actor, record.channel_id)
         request = draft.to_request(requester_label=f"@{actor}", channel_label=f"#{record.channel_id}")
         tag = make_request_tag()
         before = await self._store.consume_preview(
-            preview_id, tag=tag, account_id=self._account_id, request=request, now=self._clock()
+            preview_id,
+            tag=tag,
+            account_id=self._account_id,
+            request=request,
+            now=self._clock(),
+            agreed_max=agreed_maximum(record.matched or 0, self.margin_percent),
         )
         if before is None or before.state is not PreviewState.PREVIEWED or before.expires_at <= self._clock():
             # Another click got there first (or it expired meanwhile): read what it did.
@@ -280,6 +304,23 @@ class JobService:
         if on_recorded is not None:
             await on_recorded()
         return await self._send_create(tag, request, actor=actor, channel_id=record.channel_id)
+
+    async def _too_many_active(self) -> str | None:
+        """Say why one more job may not start now (SWEEP_MAX_ACTIVE_JOBS reached), or None."""
+        if self.max_active_jobs is None:
+            return None
+        running, in_flight = await self._store.active_created(self._account_id)
+        active = len(running) + in_flight
+        if active < self.max_active_jobs:
+            return None
+        named = ", ".join(running[:_NAMED_ACTIVE])
+        more = active - min(len(running), _NAMED_ACTIVE)
+        listed = f"{named} and {more} more" if named and more else named or f"{more} being created"
+        return (
+            f"{active} jobs created by Sweep are still active in this account, the most allowed at once "
+            f"is {self.max_active_jobs} (SWEEP_MAX_ACTIVE_JOBS): {listed}; "
+            "wait for one to finish or cancel one, then confirm again"
+        )
 
     def _refusal(
         self, record: PreviewRecord | None, *, actor: str, click_channel_id: str | None

@@ -84,6 +84,8 @@ class TrackedJob(BaseModel):
     card_dead: bool = False  # Slack said the card or its channel no longer exists
     last_error: str | None = None
     updated_at: datetime
+    agreed_max: int | None = None  # most messages it may discover (None: not created from a preview)
+    overshoot: int | None = None  # discovered when Sweep cancelled it for going past `agreed_max`
 
     @property
     def is_terminal(self) -> bool:
@@ -106,6 +108,7 @@ class TrackedJob(BaseModel):
         now: datetime,
         requester: str | None = None,
         channel_id: str | None = None,
+        agreed_max: int | None = None,
     ) -> TrackedJob:
         """Build the tracked form of a job Cloudflare just returned."""
         return cls(
@@ -129,6 +132,7 @@ class TrackedJob(BaseModel):
             started_at=job.started_at,
             completed_at=job.completed_at,
             updated_at=now,
+            agreed_max=agreed_max,
         )
 
 
@@ -154,11 +158,25 @@ class JobLookup:
     tracked: bool
 
 
+#: The audit actor of what Sweep does by itself (an automatic cancel).
+SWEEP_ACTOR = "sweep"
+
+
+@dataclass(frozen=True)
+class Overshoot:
+    """A running job that discovered more messages than its agreed maximum."""
+
+    job_id: str
+    discovered: int
+    agreed_max: int
+
+
 class AuditAction(StrEnum):
     CREATE = "create"
     CANCEL = "cancel"
     WATCH = "watch"
     DENIED = "denied"
+    AUTO_CANCEL = "auto_cancel"  # Sweep cancelled a job that discovered more than was agreed
 
 
 class AuditEntry(BaseModel):

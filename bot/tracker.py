@@ -31,6 +31,7 @@ from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient
 from bot.cloudflare.errors import CloudflareError, NotFoundError, RateLimitedError
 from bot.cloudflare.models import ACTIVE_STATUSES, BulkJob, is_terminal
+from bot.models import Overshoot
 from bot.store import Store, Transition
 
 __all__ = ["TickReport", "Tracker"]
@@ -62,6 +63,7 @@ class TickReport:
     gone: int = 0
     errors: list[str] = field(default_factory=list)
     retry_after: float | None = None
+    overshoots: int = 0  # running jobs seen past their agreed maximum
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,7 @@ class Tracker:
         per_page: int = PER_PAGE,
         on_cycle: Callable[[float, bool], None] | None = None,
         lease: Callable[[], Awaitable[bool]] | None = None,
+        on_overshoot: Callable[[list[Overshoot]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._lease = lease  # asked before each cycle: only the replica holding it polls (None: always)
@@ -104,6 +107,8 @@ class Tracker:
         self._get_limit = asyncio.Semaphore(get_concurrency)
         self._per_page = per_page
         self._on_cycle = on_cycle  # hears each cycle's duration (s) and whether it succeeded (metrics)
+        # hears, in the cycle that sees them, the running jobs past their agreed maximum (the guard)
+        self._on_overshoot = on_overshoot
         self._failures = 0
         self._impossible_logged: set[str] = set()
 
@@ -158,6 +163,14 @@ class Tracker:
         self._note_impossible_counts(snapshots)
         report.transitions = await self._store.apply_snapshots(snapshots, now=self._clock())
         report.finished = sum(1 for t in report.transitions if is_terminal(t.status)) + report.gone
+        if self._on_overshoot is not None:
+            overshoots = await self._store.overshoots(snapshots)
+            report.overshoots = len(overshoots)
+            if overshoots:
+                try:
+                    await self._on_overshoot(overshoots)
+                except Exception:  # noqa: BLE001 - reported again next cycle; the cycle goes on
+                    log.exception("acting on %d jobs past their agreed maximum failed", len(overshoots))
 
     def _note_impossible_counts(self, snapshots: Sequence[BulkJob]) -> None:
         """Log, once per job, the counts Cloudflare reported that cannot be true (its card says so too)."""

@@ -3,6 +3,8 @@
 - `card_post`: the job's card, posted in its channel when tracking starts; it becomes the card.
 - `card_update`: the card edited to the job's current state, re-armed by every change, coalesced.
 - `transition`: one reply in the card's thread per status change, showing the state of that moment.
+- `auto_cancel`: one reply in the card's thread saying Sweep cancelled the job because it discovered
+  more messages than agreed (key `auto_cancel`: queued once per job, also across restarts).
 - `create_not_made`: a notice to the requester's channel that a confirmed create made no job (no
   job row; key `create:{tag}`).
 
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from blocks.job_card import build_job_card, build_transition_reply
+from blocks.job_card import build_auto_cancel_reply, build_job_card, build_transition_reply
 from blocks.notice import build_create_not_made
 from bot.ids import EventType
 from bot.models import TrackedJob
@@ -78,6 +80,13 @@ def render_transition(payload: Mapping[str, Any], job: TrackedJob | None, now: d
     return build_transition_reply(_reply_job(job, payload), previous_status=payload.get("previous"), now=now)
 
 
+def render_auto_cancel(payload: Mapping[str, Any], job: TrackedJob | None, now: datetime) -> dict[str, Any]:
+    """Render the reply that Sweep cancelled the job past its agreed maximum (figures of that moment)."""
+    return build_auto_cancel_reply(
+        _the_job(job), discovered=int(payload["discovered"]), agreed_max=int(payload["agreed_max"]), now=now
+    )
+
+
 def render_create_not_made(
     payload: Mapping[str, Any], job: TrackedJob | None, now: datetime
 ) -> dict[str, Any]:
@@ -124,6 +133,15 @@ KINDS.register(
         name=OutboxKind.TRANSITION.value,
         target=Target.CARD_THREAD,
         render=render_transition,
+        recovery=Recovery(EventType.TRANSITION.value, _transition_payload),
+        waits_for_card=True,
+    )
+)
+KINDS.register(
+    Kind(
+        name=OutboxKind.AUTO_CANCEL.value,
+        target=Target.CARD_THREAD,
+        render=render_auto_cancel,
         recovery=Recovery(EventType.TRANSITION.value, _transition_payload),
         waits_for_card=True,
     )

@@ -490,6 +490,25 @@ COUNT_FIELDS = frozenset(
 )
 
 
+async def add_matching_mail(request: web.Request) -> web.Response:
+    """POST /__sim/jobs/{job_id}/more-mail `{"count": N}`: N new messages the job's search matches arrive.
+
+    A job that has not finished discovering then discovers more than its preview counted (for the
+    blast-radius tests and benchmark). Answers `{"added": n, "job": <the job>}`.
+    """
+    sim = request.app[SIMULATOR]
+    body = await _control_body(request)
+    count = body.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
+        return web.json_response({"error": "count must be a whole number from 1 to 100000"}, status=400)
+    try:
+        job = sim.state.find(request.match_info["job_id"])
+    except SimError as error:
+        return _control_error(error)
+    added = sim.state.add_matching_mail(job, count)
+    return web.json_response({"added": added, "job": sim.state.job_json(job)})
+
+
 async def set_counts(request: web.Request) -> web.Response:
     """POST /__sim/jobs/{job_id}/counts `{counter: any JSON value…}`: report these counters from now on.
 
@@ -600,6 +619,7 @@ def _control_routes() -> list[web.RouteDef]:
         web.get("/__sim/jobs/{job_id}", get_job_control),
         web.post("/__sim/jobs/{job_id}/status", force_status),
         web.post("/__sim/jobs/{job_id}/counts", set_counts),
+        web.post("/__sim/jobs/{job_id}/more-mail", add_matching_mail),
         web.post("/__sim/seed-jobs", seed_jobs),
         web.post("/__sim/hold", hold_jobs),
         web.post("/__sim/release", release_jobs),
@@ -682,6 +702,10 @@ class RunningSimulator:
         return self.state.job_json(
             job, self.state.force_status(job, status, status_message=status_message, hold=hold)
         )
+
+    async def add_matching_mail(self, job_id: str, count: int) -> int:
+        """Deliver `count` new messages the job's search matches (as POST /__sim/jobs/{job_id}/more-mail)."""
+        return self.state.add_matching_mail(self.state.find(job_id), count)
 
     async def set_counts(self, job_id: str, counts: Mapping[str, Any]) -> dict[str, Any]:
         """Report these counters for a job from now on (as POST /__sim/jobs/{job_id}/counts)."""

@@ -203,6 +203,43 @@ class SimulatorState:
             self._mailboxes[account_id] = box
         return box
 
+    def add_matching_mail(self, job: Job, count: int) -> int:
+        """Deliver `count` new messages that the job's search matches, into its account's mailbox.
+
+        For blast-radius tests: a job still PENDING or DISCOVERING then discovers more than its
+        preview counted. The copies are of messages the job already matches (new ids, the same
+        sender, subject and disposition), received when the originals were (so inside its search
+        window). Every job of the account that has not finished discovering searches again;
+        finished discoveries are kept. Returns how many messages were added (0 when the search
+        matches nothing to copy).
+        """
+        found = self.discovery(job).found
+        box = self.mailbox(job.account_id)
+        if not found or count <= 0:
+            return 0
+        copies = []
+        for n in range(count):
+            original = box.messages[found[n % len(found)]]
+            copy = replace(
+                original,
+                id=f"{original.postfix_id}x{n:06d}-{original.id.rsplit('-', 1)[-1]}",
+                postfix_id=f"{original.postfix_id}x{n:06d}",
+                details={},
+            )
+            copy.finish()
+            copies.append(copy)
+        # A new Mailbox object: generated mailboxes are shared by simulators in this process.
+        self._mailboxes[job.account_id] = Mailbox([*box.messages, *copies])
+        now = self.clock()
+        for other in self._jobs.get(job.account_id, {}).values():
+            if other.final is None and self.status_of(other, now) in (
+                JobStatus.PENDING,
+                JobStatus.DISCOVERING,
+            ):
+                other._discovery = None
+                other._fail_prefix = None
+        return len(copies)
+
     # ------------------------------------------------------------------ jobs
 
     def add_job(

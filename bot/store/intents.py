@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.cloudflare.models import BulkJob, CreateJobRequest
@@ -19,7 +19,7 @@ from bot.store import outbox as rows
 from bot.store.audit import append as append_audit
 from bot.store.db import Database, epoch, now_iso
 from bot.store.models import UNRESOLVED_INTENTS, CreateIntent, IntentState, StoreError, notice_kind
-from bot.store.schema import create_intents
+from bot.store.schema import create_intents, tracked_jobs
 
 _UNRESOLVED = [state.value for state in UNRESOLVED_INTENTS]
 
@@ -69,6 +69,9 @@ class IntentStore(Protocol):
     async def get_create_intent(self, tag: str) -> CreateIntent | None:
         """Return one create intent, or None."""
 
+    async def active_created(self, account_id: str) -> tuple[list[str], int]:
+        """Return the ids of the account's running jobs Sweep created, and how many creates are in flight."""
+
 
 def from_row(row: Any) -> CreateIntent:
     """Return the create intent of a stored row."""
@@ -87,6 +90,7 @@ def from_row(row: Any) -> CreateIntent:
         next_check_at=None if row.next_check_at is None else datetime.fromtimestamp(row.next_check_at, UTC),
         created_at=datetime.fromisoformat(row.created_at),
         updated_at=datetime.fromisoformat(row.updated_at),
+        agreed_max=row.agreed_max,
     )
 
 
@@ -107,6 +111,7 @@ async def insert_intent(
     request: CreateJobRequest,
     now: datetime,
     preview_id: str | None = None,
+    agreed_max: int | None = None,
 ) -> None:
     """Record an open intent inside the caller's transaction; a tag in use is a `StoreError`."""
     if await fetch(conn, tag) is not None:
@@ -121,6 +126,7 @@ async def insert_intent(
             request=request.model_dump_json(),
             state=IntentState.OPEN.value,
             preview_id=preview_id,
+            agreed_max=agreed_max,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -181,6 +187,7 @@ class SqlIntents:
                 now=now,
                 requester=intent.requester,
                 channel_id=intent.channel_id,
+                agreed_max=intent.agreed_max,
             )
             await jobs.insert_tracked(conn, tracked, now=now)
             await append_audit(
@@ -281,3 +288,22 @@ class SqlIntents:
         """Return one create intent, or None."""
         async with self._db.read() as conn:
             return await fetch(conn, tag)
+
+    async def active_created(self, account_id: str) -> tuple[list[str], int]:
+        """Return the ids of the account's running jobs Sweep created (oldest first), and how many
+        creates are in flight (recorded, their job not known yet: they may be running too)."""
+        running = (
+            select(tracked_jobs.c.job_id)
+            .join(create_intents, create_intents.c.job_id == tracked_jobs.c.job_id)
+            .where(tracked_jobs.c.terminal == 0, tracked_jobs.c.account_id == account_id)
+            .order_by(tracked_jobs.c.tracked_at, tracked_jobs.c.job_id)
+        )
+        in_flight = (
+            select(func.count())
+            .select_from(create_intents)
+            .where(create_intents.c.account_id == account_id, create_intents.c.state.in_(_UNRESOLVED))
+        )
+        async with self._db.read() as conn:
+            ids = [job_id for (job_id,) in await conn.execute(running)]
+            pending = (await conn.execute(in_flight)).scalar_one()
+        return list(dict.fromkeys(ids)), int(pending)

@@ -15,11 +15,12 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.cloudflare.models import BulkJob, SearchParams, is_terminal
-from bot.models import TrackedJob
+from bot.cloudflare.models import BulkJob, SearchParams, is_known_count, is_terminal
+from bot.models import SWEEP_ACTOR, AuditAction, AuditEntry, Overshoot, TrackedJob
 from bot.store import outbox as rows
+from bot.store.audit import append as append_audit
 from bot.store.db import Database, insert, iso, now_iso
-from bot.store.models import CARD_KEY, GONE, OutboxKind, Transition, transition_key
+from bot.store.models import AUTO_CANCEL_KEY, CARD_KEY, GONE, OutboxKind, Transition, transition_key
 from bot.store.schema import outbox, tracked_jobs
 
 # The Cloudflare-owned fields compared by the diff, in this order.
@@ -35,6 +36,8 @@ STATE_COLUMNS = (
     "started_at",
     "completed_at",
 )
+#: Statuses in which a job past its agreed maximum is cancelled (it may still discover or act).
+OVERSHOOT_STATUSES = frozenset({"PENDING", "DISCOVERING", "PROCESSING"})
 # Ids per `IN (…)` when reading stored states: well under every backend's parameter limit.
 _CHUNK = 500
 
@@ -61,6 +64,14 @@ class JobStore(Protocol):
 
     async def apply_snapshots(self, jobs: Sequence[BulkJob], *, now: datetime) -> list[Transition]:
         """Write Cloudflare's state of tracked jobs and queue their notifications, in one transaction."""
+
+    async def overshoots(self, jobs: Sequence[BulkJob]) -> list[Overshoot]:
+        """Return the snapshots of tracked jobs still running that discovered more than was agreed."""
+
+    async def record_auto_cancel(
+        self, job: BulkJob, overshoot: Overshoot, *, cancelled: bool, now: datetime
+    ) -> bool:
+        """Record Sweep's cancel of a job past its agreed maximum (card, one reply, audit)."""
 
     async def mark_gone(self, job_id: str, *, now: datetime, reason: str) -> bool:
         """Record that a job disappeared from Cloudflare; True if it was not already gone."""
@@ -117,6 +128,8 @@ def to_row(job: TrackedJob, *, now: datetime) -> dict[str, Any]:
         "terminal": int(job.is_terminal),
         "tracked_at": now_iso(now),
         "updated_at": iso(job.updated_at),
+        "agreed_max": job.agreed_max,
+        "overshoot": job.overshoot,
     }
 
 
@@ -151,6 +164,8 @@ def from_row(row: Any) -> TrackedJob:
         card_dead=bool(row.card_dead),
         last_error=row.last_error,
         updated_at=datetime.fromisoformat(row.updated_at),
+        agreed_max=row.agreed_max,
+        overshoot=row.overshoot,
     )
 
 
@@ -179,6 +194,11 @@ _SELECT_JOB = select(*_MODEL_COLUMNS)
 _SELECT_STATES = select(
     tracked_jobs.c.job_id, *(tracked_jobs.c[name] for name in STATE_COLUMNS), tracked_jobs.c.gone
 ).where(tracked_jobs.c.job_id.in_(bindparam("ids", expanding=True)))
+_SELECT_AGREED = select(tracked_jobs.c.job_id, tracked_jobs.c.agreed_max).where(
+    tracked_jobs.c.job_id.in_(bindparam("ids", expanding=True)),
+    tracked_jobs.c.agreed_max.is_not(None),
+    tracked_jobs.c.terminal == 0,
+)
 _UPDATE_STATE = (
     update(tracked_jobs)
     .where(tracked_jobs.c.job_id == bindparam("b_job_id"))
@@ -197,6 +217,52 @@ async def fetch(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> Tr
     query = _SELECT_JOB.where(tracked_jobs.c.job_id == job_id)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
     return None if row is None else from_row(row)
+
+
+async def apply(conn: AsyncConnection, jobs: Sequence[BulkJob], *, now: datetime) -> list[Transition]:
+    """Diff snapshots against the tracked rows and write the changes, inside the caller's transaction."""
+    latest = {job.job_id: job for job in jobs}  # the last snapshot of a job wins
+    if not latest:
+        return []
+    stamp = now_iso(now)
+    transitions: list[Transition] = []
+    updates: list[dict[str, Any]] = []
+    replies: list[dict[str, Any]] = []
+    changed: list[str] = []
+    ids = list(latest)
+    stored: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        result = await conn.execute(_SELECT_STATES, {"ids": ids[start : start + _CHUNK]})
+        stored.update((row[0], tuple(row)) for row in result)
+    for job_id, job in latest.items():
+        row = stored.get(job_id)
+        if row is None:
+            continue
+        state = state_of(job)
+        if row[1:11] == state and not row[11]:
+            continue
+        params = {f"b_{name}": value for name, value in zip(STATE_COLUMNS, state, strict=True)}
+        params.update(b_job_id=job_id, b_terminal=int(is_terminal(state[0])), b_updated_at=stamp)
+        updates.append(params)
+        changed.append(job_id)
+        previous = row[1]
+        if previous != state[0]:
+            transitions.append(Transition(job_id=job_id, previous_status=previous, status=state[0]))
+            payload = {"previous": previous, "status": state[0], "state": payload_state(job)}
+            replies.append(
+                rows.new_row(
+                    job_id=job_id,
+                    kind=OutboxKind.TRANSITION.value,
+                    key=transition_key(previous, state[0]),
+                    payload=json.dumps(payload),
+                    now=now,
+                )
+            )
+    if updates:
+        await conn.execute(_UPDATE_STATE, updates)
+        await rows.queue(conn, replies)
+        await rows.arm_card_updates(conn, changed, now=now)
+    return transitions
 
 
 async def insert_tracked(conn: AsyncConnection, job: TrackedJob, *, now: datetime) -> None:
@@ -266,49 +332,73 @@ class SqlJobs:
         (keyed by the transition) and re-arms the card update; a counter change re-arms the card.
         Bulk statements only: one read per 500 ids, then one executemany per kind of write.
         """
-        latest = {job.job_id: job for job in jobs}  # the last snapshot of a job wins
-        if not latest:
+        if not jobs:
             return []
-        stamp = now_iso(now)
-        transitions: list[Transition] = []
-        updates: list[dict[str, Any]] = []
-        replies: list[dict[str, Any]] = []
-        changed: list[str] = []
-        ids = list(latest)
         async with self._db.begin() as conn:
-            stored: dict[str, tuple[Any, ...]] = {}
+            return await apply(conn, jobs, now=now)
+
+    async def overshoots(self, jobs: Sequence[BulkJob]) -> list[Overshoot]:
+        """Return the snapshots of tracked jobs still running that discovered more than was agreed."""
+        running = {job.job_id: job for job in jobs if str(job.status) in OVERSHOOT_STATUSES}
+        if not running:
+            return []
+        ids = list(running)
+        found: list[Overshoot] = []
+        async with self._db.read() as conn:
             for start in range(0, len(ids), _CHUNK):
-                result = await conn.execute(_SELECT_STATES, {"ids": ids[start : start + _CHUNK]})
-                stored.update((row[0], tuple(row)) for row in result)
-            for job_id, job in latest.items():
-                row = stored.get(job_id)
-                if row is None:
-                    continue
-                state = state_of(job)
-                if row[1:11] == state and not row[11]:
-                    continue
-                params = {f"b_{name}": value for name, value in zip(STATE_COLUMNS, state, strict=True)}
-                params.update(b_job_id=job_id, b_terminal=int(is_terminal(state[0])), b_updated_at=stamp)
-                updates.append(params)
-                changed.append(job_id)
-                previous = row[1]
-                if previous != state[0]:
-                    transitions.append(Transition(job_id=job_id, previous_status=previous, status=state[0]))
-                    payload = {"previous": previous, "status": state[0], "state": payload_state(job)}
-                    replies.append(
-                        rows.new_row(
-                            job_id=job_id,
-                            kind=OutboxKind.TRANSITION.value,
-                            key=transition_key(previous, state[0]),
-                            payload=json.dumps(payload),
-                            now=now,
-                        )
-                    )
-            if updates:
-                await conn.execute(_UPDATE_STATE, updates)
-                await rows.queue(conn, replies)
-                await rows.arm_card_updates(conn, changed, now=now)
-        return transitions
+                result = await conn.execute(_SELECT_AGREED, {"ids": ids[start : start + _CHUNK]})
+                for job_id, agreed_max in result:
+                    discovered = running[job_id].total_messages_discovered
+                    if is_known_count(discovered) and discovered > agreed_max:
+                        found.append(Overshoot(job_id=job_id, discovered=discovered, agreed_max=agreed_max))
+        return found
+
+    async def record_auto_cancel(
+        self, job: BulkJob, overshoot: Overshoot, *, cancelled: bool, now: datetime
+    ) -> bool:
+        """Record Sweep's cancel of a job that went past its agreed maximum, in one transaction.
+
+        The job's state is written as any snapshot; when `cancelled` (Sweep's cancel stopped it),
+        the overshoot is kept on the job, its card re-armed, one thread reply queued (keyed, so it
+        is queued once even across restarts) and the cancel audited with actor `sweep`. When the
+        job had already finished, only the snapshot and a `noop` audit entry are written. Returns
+        True when this call recorded the overshoot (False: already recorded, or not cancelled).
+        """
+        detail = f"discovered {overshoot.discovered}, agreed at most {overshoot.agreed_max}"
+        async with self._db.begin() as conn:
+            await apply(conn, [job], now=now)
+            first = False
+            if cancelled:
+                result = await conn.execute(
+                    update(tracked_jobs)
+                    .where(tracked_jobs.c.job_id == job.job_id, tracked_jobs.c.overshoot.is_(None))
+                    .values(overshoot=overshoot.discovered, updated_at=now_iso(now))
+                )
+                first = result.rowcount == 1
+            if first:
+                payload = {"discovered": overshoot.discovered, "agreed_max": overshoot.agreed_max}
+                reply = rows.new_row(
+                    job_id=job.job_id,
+                    kind=OutboxKind.AUTO_CANCEL.value,
+                    key=AUTO_CANCEL_KEY,
+                    payload=json.dumps(payload),
+                    now=now,
+                )
+                await rows.queue(conn, [reply])
+                await rows.arm_card_updates(conn, [job.job_id], now=now)
+            if first or not cancelled:
+                await append_audit(
+                    conn,
+                    AuditEntry(
+                        at=now,
+                        actor=SWEEP_ACTOR,
+                        action=AuditAction.AUTO_CANCEL.value,
+                        job_id=job.job_id,
+                        outcome="ok" if cancelled else "noop: already finished",
+                        detail=detail,
+                    ),
+                )
+            return first
 
     async def mark_gone(self, job_id: str, *, now: datetime, reason: str) -> bool:
         """Record that a job disappeared from Cloudflare, queue its card update and a reply."""

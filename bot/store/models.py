@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from bot.cloudflare.models import CreateJobRequest, is_terminal
 
 CARD_KEY = "card"
+AUTO_CANCEL_KEY = "auto_cancel"  # one reply per job saying Sweep cancelled it past its agreed maximum
 GONE = "GONE"
 
 
@@ -37,6 +38,7 @@ class OutboxKind(StrEnum):
     CARD_POST = "card_post"
     CARD_UPDATE = "card_update"
     TRANSITION = "transition"
+    AUTO_CANCEL = "auto_cancel"
 
 
 #: Kinds whose rows do not wait for their job's card (the notifier passes the registry's own set).
@@ -101,6 +103,7 @@ class CreateIntent(BaseModel):
     next_check_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+    agreed_max: int | None = None  # the previewed count plus the margin (None: made before revision 4)
 
 
 class OutboxItem(BaseModel):

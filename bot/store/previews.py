@@ -39,9 +39,16 @@ class PreviewStore(Protocol):
         """Return a stored preview, or None."""
 
     async def consume_preview(
-        self, preview_id: str, *, tag: str, account_id: str, request: CreateJobRequest, now: datetime
+        self,
+        preview_id: str,
+        *,
+        tag: str,
+        account_id: str,
+        request: CreateJobRequest,
+        now: datetime,
+        agreed_max: int | None = None,
     ) -> PreviewRecord | None:
-        """Mark a previewed preview used and record its create intent, in one transaction."""
+        """Mark a previewed preview used and record its create intent (with its agreed maximum)."""
 
     async def claim_request(self, key: str, *, now: datetime, keep: timedelta = ...) -> bool:
         """Remember a Slack request by key; False if it was seen before."""
@@ -140,8 +147,12 @@ class SqlPreviews:
         account_id: str,
         request: CreateJobRequest,
         now: datetime,
+        agreed_max: int | None = None,
     ) -> PreviewRecord | None:
         """Mark a previewed, unexpired preview used and record its create intent, in one transaction.
+
+        `agreed_max` (the previewed count plus the margin) is recorded with the intent and carried
+        to the tracked job when the create is finished.
 
         Returns the preview as it was before (None: it does not exist). When it was not in the
         `previewed` state or had expired, nothing changes: the caller reads why from what it gets.
@@ -166,6 +177,7 @@ class SqlPreviews:
                 request=request,
                 now=now,
                 preview_id=preview_id,
+                agreed_max=agreed_max,
             )
             return before
 

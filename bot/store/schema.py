@@ -72,6 +72,8 @@ tracked_jobs = Table(
     Column("terminal", Integer, nullable=False, server_default=text("0")),
     Column("tracked_at", Text, nullable=False),
     Column("updated_at", Text, nullable=False),
+    Column("agreed_max", Integer),  # most messages it may discover (jobs Sweep created; revision 4)
+    Column("overshoot", Integer),  # discovered when Sweep cancelled it for going past agreed_max
 )
 Index("tracked_jobs_active", tracked_jobs.c.job_id, tracked_jobs.c.status, **_where("terminal = 0"))
 Index("tracked_jobs_recent", tracked_jobs.c.tracked_at)
@@ -95,6 +97,7 @@ create_intents = Table(
     Column("next_check_at", Float),
     Column("created_at", Text, nullable=False),
     Column("updated_at", Text, nullable=False),
+    Column("agreed_max", Integer),  # the previewed count plus the margin (revision 4)
     CheckConstraint("state IN ('open', 'ambiguous', 'done', 'failed')", name="state"),
 )
 Index("create_intents_unresolved", create_intents.c.created_at, **_where("state IN ('open', 'ambiguous')"))

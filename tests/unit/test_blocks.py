@@ -25,6 +25,8 @@ from blocks.create_modal import (
 from blocks.errors import build_cloudflare_error, build_error, build_refusal, build_usage_error
 from blocks.help import build_help
 from blocks.job_card import (
+    auto_cancel_line,
+    build_auto_cancel_reply,
     build_job_card,
     build_status_card,
     build_transition_reply,
@@ -1231,3 +1233,33 @@ def test_job_list_words_the_outcome_like_the_card() -> None:
     job = make_bulk(status="COMPLETED", messages_failed=2, messages_pending=0)
     listed = build_job_list([seen(job)], page=1, has_more=False, status=None, action_type=None, now=NOW)
     assert "Completed with 2 failures" in all_text(check_message(listed))
+
+
+# ---------------------------------------------------------------- auto-cancel past the agreed maximum
+
+
+def test_a_job_cancelled_past_its_agreed_maximum_says_so_on_its_card() -> None:
+    job = make_job(status="CANCELLED", total_messages_discovered=1600, agreed_max=1100, overshoot=1523)
+    card = check_message(build_job_card(job, now=NOW))
+    text = json.dumps(card["blocks"])
+    assert "Discovered 1,523 messages, agreed at most 1,100: cancelled automatically." in text
+    assert "Messages already moved stay moved." in text
+    assert action_ids(card) == []  # finished: no Cancel button
+    # Not cancelled for that reason (or created elsewhere): no such line.
+    for plain in (make_job(agreed_max=1100), make_job(status="CANCELLED", cancelled_by="U0123ABC")):
+        assert "cancelled automatically" not in json.dumps(build_job_card(plain, now=NOW))
+
+
+def test_a_release_past_its_agreed_maximum_says_released_messages_stay_released() -> None:
+    job = make_job(action_type="RELEASE", destination=None, agreed_max=6, overshoot=9)
+    assert auto_cancel_line(job, discovered=9, agreed_max=6).endswith(
+        "Messages already released stay released."
+    )
+
+
+def test_the_auto_cancel_reply_gives_both_figures_once_in_text_and_blocks() -> None:
+    job = make_job(job_id=EVIL, status="CANCELLED", agreed_max=105, overshoot=240)
+    reply = check_message(build_auto_cancel_reply(job, discovered=240, agreed_max=105, now=NOW))
+    assert "discovered 240 messages, agreed at most 105: cancelled automatically" in reply["text"]
+    assert "Discovered 240 messages, agreed at most 105" in json.dumps(reply["blocks"])
+    assert_escaped(reply)

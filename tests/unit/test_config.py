@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,29 @@ def test_defaults_are_the_readmes() -> None:
     assert settings.channels is None
     assert settings.operators == {"U012AB3CD", "S0SOCTEAM"}
     assert config.socket_mode is False
+    # Issue 12's defaults: any operator approves, above 300, purges always, 1 h, 10 %, 20 active jobs.
+    policy = settings.approval_policy
+    assert policy.approvers is None and policy.above == 300 and policy.always == {"purge"}
+    assert (
+        policy.ttl == timedelta(hours=1) and policy.margin_percent == 10 and policy.internal_domains == set()
+    )
+    assert settings.sweep_max_active_jobs == 20
+
+
+def test_the_approval_policy_as_configured() -> None:
+    env = {
+        **GOOD,
+        "SWEEP_APPROVERS": "U0LEAD,S0LEADS",
+        "SWEEP_APPROVAL_ABOVE": "off",
+        "SWEEP_APPROVAL_ALWAYS": "purge,release",
+        "SWEEP_APPROVAL_TTL": "30m",
+        "SWEEP_APPROVAL_MARGIN": "25%",
+        "SWEEP_INTERNAL_DOMAINS": "corp.example, Example.COM",
+    }
+    policy = load_settings(env).settings.approval_policy
+    assert policy.approvers == {"U0LEAD", "S0LEADS"} and policy.above is None
+    assert policy.always == {"purge", "release"} and policy.ttl == timedelta(minutes=30)
+    assert policy.margin_percent == 25 and policy.internal_domains == {"corp.example", "example.com"}
 
 
 def test_examples_from_the_readme_are_accepted(tmp_path: Path) -> None:
@@ -118,6 +142,20 @@ def test_empty_values_count_as_unset() -> None:
             "SWEEP_WRITES_TOTAL must be a whole number of requests from 1 to 1000000, not 'many'",
         ),
         ({"PORT": "65536"}, "PORT must be a whole number from 0 to 65535, not '65536'"),
+        # Issue 12: the blast-radius policy, each rule as the README states it.
+        (
+            {"SWEEP_APPROVAL_TTL": "soon"},
+            "SWEEP_APPROVAL_TTL must be a duration like 90s, 30m or 2h, not 'soon'",
+        ),
+        (
+            {"SWEEP_APPROVAL_ABOVE": "3.5"},
+            "SWEEP_APPROVAL_ABOVE must be a whole number of messages (0 = every job) or off, not '3.5'",
+        ),
+        ({"SWEEP_APPROVAL_MARGIN": "ten"}, "SWEEP_APPROVAL_MARGIN must be a percentage like 10%, not 'ten'"),
+        (
+            {"SWEEP_APPROVERS": "*"},
+            "SWEEP_APPROVERS cannot be *: name the approvers, or leave it unset for any operator",
+        ),
         ({"PORT": "80.5"}, "PORT must be a whole number from 0 to 65535, not '80.5'"),
         ({"HOST": "exa mple"}, "HOST must be an IP address or a host name to listen on, not 'exa mple'"),
         (

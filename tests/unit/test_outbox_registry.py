@@ -81,10 +81,18 @@ def test_a_bad_definition_is_refused_at_registration(kind: Any, problem: str) ->
 
 
 def test_todays_kinds_are_registered_once_each_with_their_rules() -> None:
-    assert {k.name for k in KINDS} == {"card_post", "card_update", "transition", "create_not_made"}
+    assert {k.name for k in KINDS} == {
+        "card_post",
+        "card_update",
+        "transition",
+        "auto_cancel",
+        "create_not_made",
+    }
     post, update, reply, notice = (
         KINDS.get(n) for n in ("card_post", "card_update", "transition", "create_not_made")
     )
+    auto = KINDS.get("auto_cancel")
+    assert (auto.target, auto.rearmable, auto.waits_for_card) == (Target.CARD_THREAD, False, True)
     assert (post.target, post.records_card, post.waits_for_card) == (Target.JOB_CHANNEL, True, False)
     assert (update.target, update.rearmable, update.waits_for_card) == (Target.CARD, True, True)
     assert (reply.target, reply.rearmable, reply.waits_for_card) == (Target.CARD_THREAD, False, True)

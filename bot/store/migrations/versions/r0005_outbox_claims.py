@@ -1,11 +1,11 @@
-"""Schema version 4 (issue 13): an outbox row may be claimed by one replica's notifier until a time.
+"""Schema version 5 (issue 13): an outbox row may be claimed by one replica's notifier until a time.
 
 `claimed_until` (epoch seconds, NULL when unclaimed): a notifier claims the due rows it is about to
 deliver (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL), and no other replica takes them before
 the claim runs out; a replica that died mid-delivery leaves the row to be recovered after that.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
