@@ -25,7 +25,7 @@ from bot.config import (
     Config,
     ConfigError,
     UnavailableError,
-    load_database,
+    load_database_target,
     load_log_format,
     load_log_level,
     load_settings,
@@ -71,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.add_argument(
         "--url",
-        help="a database URL instead of SWEEP_DATABASE (sqlite+aiosqlite:///path, postgresql+asyncpg://…)",
+        help=(
+            "a database URL instead of SWEEP_DATABASE_URL or SWEEP_DATABASE "
+            "(sqlite+aiosqlite:///path, postgresql://…)"
+        ),
     )
     return parser
 
@@ -122,9 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             from bot.store import display_url
 
-            target: Path | str = args.url if args.url else load_database()
-            version = asyncio.run(_migrate(target))
-            print(f"{display_url(target) if args.url else target}: schema at version {version}")
+            target: Path | str = args.url if args.url else load_database_target()
+            setting = (
+                "--url"
+                if args.url
+                else "SWEEP_DATABASE"
+                if isinstance(target, Path)
+                else "SWEEP_DATABASE_URL"
+            )
+            version = asyncio.run(_migrate(target, setting))
+            print(f"{display_url(target)}: schema at version {version}")
             return 0
         if args.command == "demo":
             from bot.demo import run_demo
@@ -156,12 +166,10 @@ def _print_config_error(error: ConfigError) -> None:
         print(f"sweep-bot: configuration error: {problem}", file=sys.stderr)
 
 
-async def _migrate(target: Path | str) -> int:
+async def _migrate(target: Path | str, setting: str) -> int:
     from bot.app import open_database
 
-    async with open_database(
-        target, setting="SWEEP_DATABASE" if isinstance(target, Path) else "--url"
-    ) as store:
+    async with open_database(target, setting=setting) as store:
         return await store.schema_version()
 
 
@@ -328,21 +336,24 @@ class _Report:
 
 async def _check(config: Config, *, offline: bool) -> int:
     """Report the configuration, then open the database and (unless offline) try both tokens."""
+    from bot.store import display_url
+
     settings, cloudflare = config.settings, config.cloudflare
     report = _Report()
     report.ok(
         f"configuration OK: {'Socket Mode' if config.socket_mode else 'HTTP mode'}, "
-        f"account {cloudflare.account_id}, database {settings.sweep_database}, "
+        f"account {cloudflare.account_id}, database {display_url(settings.database_target)}, "
         f"poll every {settings.sweep_poll_seconds:g} s, {len(settings.operators)} operator entries"
     )
     from bot.app import open_database
 
-    existed = settings.sweep_database.exists()
+    target = settings.database_target
+    existed = not isinstance(target, Path) or target.exists()
     try:
-        async with open_database(settings.sweep_database) as store:
+        async with open_database(target, setting=settings.database_setting) as store:
             version = await store.schema_version()
         created = "" if existed else ", created"
-        report.ok(f"database OK: {settings.sweep_database} (schema at version {version}{created})")
+        report.ok(f"database OK: {display_url(target)} (schema at version {version}{created})")
     except ConfigError as error:
         report.problem(error)
     if offline:

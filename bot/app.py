@@ -40,7 +40,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 import handlers
 from bot.clock import utc_now
-from bot.cloudflare.client import CloudflareClient
+from bot.cloudflare.client import CloudflareClient, RetryPolicy
 from bot.config import (
     OAUTH_CONFLICT,
     CloudflareSettings,
@@ -430,7 +430,10 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
         client = CloudflareClient.from_settings(
             http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS, observer=metrics.observe_cloudflare
         )
-        async with open_database(settings.sweep_database) as store, aiohttp.ClientSession() as session:
+        async with (
+            open_database(settings.database_target, setting=settings.database_setting) as store,
+            aiohttp.ClientSession() as session,
+        ):
             web_client = slack_web_client(settings, session)
             identity = await resolve_identity(web_client)
             log.info(
@@ -441,6 +444,13 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 identity.get("team_id"),
             )
             notifier = Notifier(store, WebClientSlackPort(web_client))
+            lease = store.poller_lease
+
+            async def holds_lease() -> bool:
+                held = await lease.check()
+                metrics.poller_lease.set(1 if held else 0)
+                return held
+
             guard = OvershootGuard(client=client, store=store, wake_notifier=notifier.wake)
             tracker = Tracker(
                 store,
@@ -448,6 +458,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 poll_seconds=settings.sweep_poll_seconds,
                 notifier=notifier,
                 on_cycle=metrics.observe_poll_cycle,
+                lease=holds_lease,
                 on_overshoot=guard,
             )
             try:
@@ -464,6 +475,8 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 client,
                 settle_seconds=2 * settings.sweep_cloudflare_timeout,
                 wake_notifier=notifier.wake,
+                orphan_seconds=orphan_seconds(store, settings.sweep_cloudflare_timeout, client.retry_policy),
+                leader=lambda: lease.held,
             )
             budgets = RequestBudgets(
                 budget_windows(
@@ -517,6 +530,18 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             )
 
 
+def orphan_seconds(store: SqlStore, timeout: float, retry: RetryPolicy) -> float:
+    """Return how old an `open` create intent must be before another process may adopt it.
+
+    SQLite: 0 (one replica; intents are adopted at start, before any create of its own). PostgreSQL:
+    twice the longest a live replica's create can take (every try waiting its timeout and the
+    longest `Retry-After` it honours), so an intent still in flight elsewhere is never taken.
+    """
+    if store.db.dialect == "sqlite":
+        return 0.0
+    return 2 * retry.max_attempts * (timeout + retry.max_retry_after)
+
+
 @contextlib.asynccontextmanager
 async def open_database(path: Path | str, *, setting: str = "SWEEP_DATABASE") -> AsyncIterator[SqlStore]:
     """Open (creating and migrating) the store at a SQLite path or URL; one that cannot open is one line."""
@@ -551,8 +576,8 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
         asyncio.create_task(runtime.resolver.run(stop), name="create resolver"),
     ]
-    # One replica today: it polls whenever it runs (the lease work sets this from the lease instead).
-    runtime.metrics.poller_lease.set(1)
+    # The tracker sets the gauge from the lease at each check; 1 from the start on SQLite.
+    runtime.metrics.poller_lease.set(1 if runtime.store.poller_lease.held else 0)
     try:
         yield
     finally:

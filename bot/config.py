@@ -126,6 +126,27 @@ def database_problem(path: Path) -> str | None:
     return None
 
 
+_DATABASE_URL_SCHEMES = ("postgresql", "postgresql+asyncpg")
+
+
+def database_url_problem(value: str) -> str | None:
+    """Return why `value` cannot be SWEEP_DATABASE_URL, or None (never quoting it: it may hold a password)."""
+    scheme, sep, rest = value.strip().partition("://")
+    if not sep or scheme.lower() not in _DATABASE_URL_SCHEMES:
+        return "SWEEP_DATABASE_URL must be a postgresql:// (or postgresql+asyncpg://) URL"
+    shape = "postgresql://user[:password]@host[:port]/database"
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return f"SWEEP_DATABASE_URL is not a valid URL: {shape}"
+    if not parts.hostname and "host=" not in parts.query:
+        return f"SWEEP_DATABASE_URL names no host: {shape}"
+    if not parts.path.strip("/"):
+        return f"SWEEP_DATABASE_URL names no database: {shape}"
+    return None
+
+
 class CloudflareSettings(BaseModel):
     """How to reach Cloudflare, named like Cloudflare's own SDK (CLOUDFLARE_*)."""
 
@@ -187,6 +208,8 @@ class Settings(BaseModel):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
     sweep_database: Path = Path("sweep.db")
+    #: PostgreSQL instead of the SQLite file (several replicas); it may hold a password, so it is secret.
+    sweep_database_url: SecretStr | None = None
     sweep_poll_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -253,6 +276,27 @@ class Settings(BaseModel):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("sweep_database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = database_url_problem(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @property
+    def database_target(self) -> Path | str:
+        """Return the database to open: SWEEP_DATABASE_URL when set, else the SWEEP_DATABASE file."""
+        if self.sweep_database_url is not None:
+            return self.sweep_database_url.get_secret_value()
+        return self.sweep_database
+
+    @property
+    def database_setting(self) -> str:
+        """Return the variable naming the database in use (for problem lines)."""
+        return "SWEEP_DATABASE_URL" if self.sweep_database_url is not None else "SWEEP_DATABASE"
 
     @field_validator("sweep_operators")
     @classmethod
@@ -355,7 +399,14 @@ class Settings(BaseModel):
 
 # Variables whose value is a secret: a problem line never repeats what they hold.
 _SECRET_FIELDS = frozenset(
-    {"slack_bot_token", "slack_signing_secret", "slack_app_token", "api_token", "api_key"}
+    {
+        "sweep_database_url",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "api_token",
+        "api_key",
+    }
 )
 _SHOWN_CHARS = 40
 
@@ -510,3 +561,14 @@ def load_database(environ: Mapping[str, str] | None = None) -> Path:
     if problem:
         raise ConfigError(problem)
     return path
+
+
+def load_database_target(environ: Mapping[str, str] | None = None) -> Path | str:
+    """Return SWEEP_DATABASE_URL when set, else SWEEP_DATABASE; raise ConfigError naming a bad one."""
+    url = _value(os.environ if environ is None else environ, "SWEEP_DATABASE_URL")
+    if url is None:
+        return load_database(environ)
+    problem = database_url_problem(url)
+    if problem:
+        raise ConfigError(problem)
+    return url

@@ -67,8 +67,16 @@ class CreateResolver:
         settle_seconds: float,
         wake_notifier: Callable[[], None],
         clock: Clock = utc_now,
+        orphan_seconds: float = 0.0,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
+        """`orphan_seconds`: how old an `open` intent must be before it counts as left by a dead process
+        (0 with one replica; with several, longer than any create can be in flight in another replica).
+        `leader`: whether this replica holds the poller lease (only the holder looks creates up).
+        """
         self._store = store
+        self._orphan_age = timedelta(seconds=orphan_seconds)
+        self._leader = leader
         self._client = client
         self._settle = timedelta(seconds=settle_seconds)
         self._wake_notifier = wake_notifier
@@ -84,14 +92,16 @@ class CreateResolver:
         return now + timedelta(seconds=FIRST_CHECK_SECONDS)
 
     async def adopt_orphans(self) -> int:
-        """At start: mark creates a dead process left `open` ambiguous, to be resolved like any other.
+        """Mark creates a dead process left `open` ambiguous, to be resolved like any other.
 
-        Only call this when this process has no create in flight (before serving requests).
+        With `orphan_seconds` 0 (one replica), only call this when this process has no create in
+        flight (before serving requests). Otherwise only intents older than that are adopted: none of
+        them can still be in flight in a live replica, whose client has given up on them by then.
         """
         now = self._clock()
         adopted = 0
         for intent in await self._store.open_create_intents():
-            if intent.state is IntentState.OPEN:
+            if intent.state is IntentState.OPEN and intent.created_at <= now - self._orphan_age:
                 await self._store.mark_create_ambiguous(
                     intent.tag,
                     error="Sweep stopped before Cloudflare answered",
@@ -106,6 +116,9 @@ class CreateResolver:
     async def resolve_due(self) -> int:
         """Look up every ambiguous create that is due; return how many were resolved."""
         resolved = 0
+        if self._orphan_age:
+            # Several replicas: one may have died mid-create at any time, not only before a start.
+            await self.adopt_orphans()
         now = self._clock()
         for intent in await self._store.open_create_intents():
             if intent.state is not IntentState.AMBIGUOUS:
@@ -164,11 +177,12 @@ class CreateResolver:
 
     async def _next_due_in(self) -> float:
         now = self._clock()
-        due = [
-            i.next_check_at
-            for i in await self._store.open_create_intents()
-            if i.state is IntentState.AMBIGUOUS and i.next_check_at is not None
-        ]
+        due: list[datetime] = []
+        for i in await self._store.open_create_intents():
+            if i.state is IntentState.AMBIGUOUS and i.next_check_at is not None:
+                due.append(i.next_check_at)
+            elif i.state is IntentState.OPEN and self._orphan_age:
+                due.append(i.created_at + self._orphan_age)
         if not due:
             return IDLE_SECONDS
         return min(max((min(due) - now).total_seconds(), 0.0), IDLE_SECONDS)
@@ -177,8 +191,11 @@ class CreateResolver:
         """Resolve due creates until `stop` is set; never crash."""
         while not stop.is_set():
             try:
-                await self.resolve_due()
-                timeout = await self._next_due_in()
+                if self._leader is None or self._leader():
+                    await self.resolve_due()
+                    timeout = await self._next_due_in()
+                else:
+                    timeout = FIRST_CHECK_SECONDS  # another replica resolves; look again if it stops
             except Exception:  # noqa: BLE001 - e.g. a locked database: try again shortly
                 log.exception("create resolver cycle failed")
                 timeout = FIRST_CHECK_SECONDS

@@ -94,9 +94,11 @@ class Tracker:
         get_concurrency: int = 4,
         per_page: int = PER_PAGE,
         on_cycle: Callable[[float, bool], None] | None = None,
+        lease: Callable[[], Awaitable[bool]] | None = None,
         on_overshoot: Callable[[list[Overshoot]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        self._lease = lease  # asked before each cycle: only the replica holding it polls (None: always)
         self._client = client
         self._poll_seconds = poll_seconds
         self._clock = clock
@@ -229,8 +231,13 @@ class Tracker:
         return max(backoff, self._poll_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick every `poll_seconds` until `stop` is set; back off after failures; never crash."""
+        """Tick every `poll_seconds` until `stop` is set, while holding `lease`; back off after failures."""
         while not stop.is_set():
+            if self._lease is not None and not await self._lease():
+                # Another replica polls; ask again next interval (takeover within one interval).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._poll_seconds)
+                continue
             started = time.monotonic()
             try:
                 report = await self.tick()

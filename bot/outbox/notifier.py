@@ -5,7 +5,10 @@ history can be read back; otherwise at least once. How:
 
 1. The store commits a change and the outbox rows that announce it in one transaction, and a row is
    keyed `(job, kind, key)`: the same message is queued once or not at all.
-2. Before calling Slack the notifier marks the row `attempting`; it marks it `sent` (with the ts)
+2. A notifier claims the rows it is about to send (`Store.outbox_claim`: `FOR UPDATE SKIP LOCKED`
+   and a claim expiry), so with several replicas one row is delivered by one notifier; a claim
+   left by a replica that died runs out and the row is recovered as in 3.
+   Before calling Slack the notifier marks the row `attempting`; it marks it `sent` (with the ts)
    only after Slack accepted the message.
 3. A row found `attempting` (the process died, or the call failed ambiguously — a timeout may have
    posted) is not re-posted blindly: the notifier first asks Slack whether a message with the
@@ -78,6 +81,7 @@ class Notifier:
         min_edit_interval: float = 2.5,
         clock: Clock = utc_now,
         batch: int = 100,
+        claim: int = 10,
         base_backoff: float = 1.0,
         max_backoff: float = 300.0,
         idle_seconds: float = 5.0,
@@ -88,6 +92,7 @@ class Notifier:
         self._edit_interval = timedelta(seconds=min_edit_interval)
         self._clock = clock
         self._batch = batch
+        self._claim = max(1, claim)
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self._idle_seconds = idle_seconds
@@ -105,15 +110,40 @@ class Notifier:
         return self._paused_until
 
     async def drain_once(self) -> int:
-        """Send every due row once; return how many rows were settled (sent or given up)."""
+        """Send every due row once; return how many rows were settled (sent or given up).
+
+        Rows are claimed a few at a time (`claim`) just before they are sent, so another replica's
+        notifier never takes them while this one delivers, and a claim never has to outlast a batch.
+        """
         async with self._lock:
             now = self._clock()
             if self._paused_until is not None and now < self._paused_until:
                 return 0
             self._paused_until = None
             settled = 0
-            due = await self._store.outbox_due(now=now, limit=self._batch, card_free=self._kinds.card_free())
+            seen = 0
+            while seen < self._batch:
+                due = await self._store.outbox_claim(
+                    now=self._clock(),
+                    limit=min(self._claim, self._batch - seen),
+                    card_free=self._kinds.card_free(),
+                )
+                if not due:
+                    break
+                seen += len(due)
+                done, paused = await self._send_claimed(due)
+                settled += done
+                if paused:
+                    break
+            return settled
+
+    async def _send_claimed(self, due: list[OutboxItem]) -> tuple[int, bool]:
+        """Deliver claimed rows; return (rows settled, whether Slack's rate limit stopped the batch)."""
+        settled = 0
+        untouched = [item.id for item in due]
+        try:
             for item in due:
+                untouched.remove(item.id)
                 bind_log_fields(job_id=item.job_id)
                 attempt = _Attempt(ambiguous=item.state is OutboxState.ATTEMPTING)
                 try:
@@ -130,7 +160,7 @@ class Notifier:
                     self._paused_until = self._clock() + timedelta(seconds=error.retry_after)
                     log.warning("Slack rate limit: pausing notifications for %.1f s", error.retry_after)
                     await self._retry(item, kind, attempt, error.code, due_at=self._paused_until)
-                    break
+                    return settled, True
                 except SlackTransientError as error:
                     await self._retry(item, kind, attempt, error.code)
                 except SlackPermanentError as error:
@@ -142,7 +172,11 @@ class Notifier:
                 except Exception as error:  # noqa: BLE001 - one bad row must not stop the others
                     log.exception("unexpected error sending outbox row %d", item.id)
                     await self._retry(item, kind, attempt, f"unexpected: {type(error).__name__}")
-            return settled
+            return settled, False
+        finally:
+            # Rows this notifier did not get to are free for the next drain (here or elsewhere) at once.
+            with contextlib.suppress(Exception):
+                await self._store.outbox_release(untouched)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain until `stop` is set, sleeping until the next row is due or `wake` is called."""

@@ -16,6 +16,7 @@ from bot.store.audit import AuditStore
 from bot.store.db import BUSY_TIMEOUT_MS, database_url, display_url
 from bot.store.intents import IntentStore
 from bot.store.jobs import CardStore, JobStore
+from bot.store.lease import PollerLease
 from bot.store.migrate import head_version
 from bot.store.models import (
     CARD_KEY,
@@ -41,6 +42,7 @@ from bot.store.store import SqlStore, Store, migrate, open_store
 SqliteStore = SqlStore
 
 __all__ = [
+    "PollerLease",
     "BUSY_TIMEOUT_MS",
     "CARD_KEY",
     "GONE",

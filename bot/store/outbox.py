@@ -37,6 +37,8 @@ from bot.store.models import (
 from bot.store.schema import outbox, tracked_jobs
 
 _LIVE = ("pending", "attempting")
+#: How long a notifier's claim on the rows it is delivering keeps other replicas off them.
+CLAIM_SECONDS = 120.0
 
 
 class OutboxStore(Protocol):
@@ -46,6 +48,19 @@ class OutboxStore(Protocol):
         self, *, now: datetime, limit: int = 100, card_free: Collection[str] = CARD_FREE_KINDS
     ) -> list[OutboxItem]:
         """Return the rows ready to send, oldest first (a job's rows wait for its card, but `card_free`)."""
+
+    async def outbox_claim(
+        self,
+        *,
+        now: datetime,
+        limit: int = 100,
+        card_free: Collection[str] = CARD_FREE_KINDS,
+        claim_seconds: float = CLAIM_SECONDS,
+    ) -> list[OutboxItem]:
+        """Claim the due rows for `claim_seconds`, oldest first; rows claimed elsewhere are skipped."""
+
+    async def outbox_release(self, item_ids: Collection[int]) -> None:
+        """Give up the claim on rows this notifier did not get to (another may take them at once)."""
 
     async def outbox_next_due(self, *, card_free: Collection[str] = CARD_FREE_KINDS) -> datetime | None:
         """Return when the next row becomes due, or None if nothing is waiting."""
@@ -133,6 +148,11 @@ def _waiting(card_free: Collection[str]) -> ColumnElement[bool]:
             ),
         ),
     )
+
+
+def _unclaimed(at: float) -> ColumnElement[bool]:
+    """Rows no notifier holds a live claim on at epoch `at`."""
+    return or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= at)
 
 
 def from_row(row: Any) -> OutboxItem:
@@ -254,7 +274,7 @@ async def mark_sent(conn: AsyncConnection, item_id: int, *, ts: str, now: dateti
     await conn.execute(
         update(outbox)
         .where(outbox.c.id == item_id)
-        .values(state="sent", slack_ts=ts, last_error=None, updated_at=now_iso(now))
+        .values(state="sent", slack_ts=ts, last_error=None, claimed_until=None, updated_at=now_iso(now))
     )
 
 
@@ -308,10 +328,54 @@ class SqlOutbox:
         )
         return await self._items(query)
 
+    async def outbox_claim(
+        self,
+        *,
+        now: datetime,
+        limit: int = 100,
+        card_free: Collection[str] = CARD_FREE_KINDS,
+        claim_seconds: float = CLAIM_SECONDS,
+    ) -> list[OutboxItem]:
+        """Claim the due rows for `claim_seconds`, oldest first; rows claimed elsewhere are skipped.
+
+        One transaction: `SELECT … FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite's single writer makes
+        it moot) picks due rows no live claim holds, and stamps them `claimed_until`. Two replicas'
+        notifiers so never deliver the same row; a replica that dies mid-delivery leaves its rows to
+        be taken (and recovered by metadata, being `attempting`) once the claim has run out.
+        """
+        at = epoch(now)
+        pick = (
+            select(outbox.c.id)
+            .select_from(outbox.outerjoin(tracked_jobs, tracked_jobs.c.job_id == outbox.c.job_id))
+            .where(_waiting(card_free), outbox.c.due_at <= at, _unclaimed(at))
+            .order_by(outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=outbox)
+        )
+        async with self._db.begin() as conn:
+            ids = [int(i) for i in (await conn.execute(pick)).scalars()]
+            if not ids:
+                return []
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids)).values(claimed_until=at + claim_seconds)
+            )
+            rows = (await conn.execute(_SELECT.where(outbox.c.id.in_(ids)).order_by(outbox.c.id))).all()
+        return [from_row(row) for row in rows]
+
+    async def outbox_release(self, item_ids: Collection[int]) -> None:
+        """Give up the claim on rows this notifier did not get to (another may take them at once)."""
+        if not item_ids:
+            return
+        async with self._db.begin() as conn:
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_(sorted(item_ids))).values(claimed_until=None)
+            )
+
     async def outbox_next_due(self, *, card_free: Collection[str] = CARD_FREE_KINDS) -> datetime | None:
-        """Return when the next row becomes due, or None if nothing is waiting."""
+        """Return when the next row becomes due (or its claim elsewhere runs out), None if nothing waits."""
+        claimed_later = and_(outbox.c.claimed_until.is_not(None), outbox.c.claimed_until > outbox.c.due_at)
         query = (
-            select(func.min(outbox.c.due_at))
+            select(func.min(case((claimed_later, outbox.c.claimed_until), else_=outbox.c.due_at)))
             .select_from(outbox.outerjoin(tracked_jobs, tracked_jobs.c.job_id == outbox.c.job_id))
             .where(_waiting(card_free))
         )
@@ -359,6 +423,7 @@ class SqlOutbox:
             "state": "sent" if seq is None else case((outbox.c.seq <= seq, "sent"), else_="pending"),
             "attempts": 0,
             "last_error": None,
+            "claimed_until": None,
             "updated_at": now_iso(now),
         }
         if ts is not None:
@@ -382,6 +447,7 @@ class SqlOutbox:
                     state="attempting" if ambiguous else "pending",
                     due_at=epoch(due_at),
                     last_error=error,
+                    claimed_until=None,
                     updated_at=now_iso(now),
                 )
             )
@@ -392,7 +458,7 @@ class SqlOutbox:
             await conn.execute(
                 update(outbox)
                 .where(outbox.c.id == item_id)
-                .values(state="failed", last_error=error, updated_at=now_iso(now))
+                .values(state="failed", last_error=error, claimed_until=None, updated_at=now_iso(now))
             )
 
     async def queue_delivery(

@@ -158,6 +158,7 @@ outbox = Table(
     Column("updated_at", Text, nullable=False),
     Column("thread_ts", Text),
     Column("user_id", Text),
+    Column("claimed_until", Float),  # epoch seconds: one notifier delivers the row until then
     UniqueConstraint("job_id", "kind", "key"),
     CheckConstraint("state IN ('pending', 'attempting', 'sent', 'failed')", name="state"),
     CheckConstraint("job_id IS NOT NULL OR channel_id IS NOT NULL OR user_id IS NOT NULL", name="target"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import migrate as schema_steps
@@ -22,6 +22,7 @@ from bot.store.audit import AuditStore, SqlAudit
 from bot.store.db import Database, create_engine
 from bot.store.intents import IntentStore, SqlIntents
 from bot.store.jobs import CardStore, JobStore, SqlJobs
+from bot.store.lease import PollerLease
 from bot.store.models import StoreError, StoreUnavailable
 from bot.store.outbox import OutboxStore, SqlOutbox
 from bot.store.previews import PreviewStore, SqlPreviews
@@ -54,6 +55,8 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
         self.previews = SqlPreviews(db)
         self.audit = SqlAudit(db)
         self.outbox = SqlOutbox(db)
+        #: Which replica polls (PostgreSQL: an advisory lock on its own connection; SQLite: always this one).
+        self.poller_lease = PollerLease(db)
 
     @classmethod
     def open(cls, target: str | Path) -> _Opener:
@@ -69,6 +72,11 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
         try:
             async with engine.execution_options(sweep_write=True).begin() as conn:
                 await conn.run_sync(schema_steps.upgrade)
+                if engine.dialect.name == "sqlite":
+                    # One process per SQLite file: claims left in it are a dead process's, void now.
+                    await conn.execute(
+                        update(outbox).where(outbox.c.claimed_until.is_not(None)).values(claimed_until=None)
+                    )
         except StoreError:
             await engine.dispose()
             raise
@@ -78,7 +86,8 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
         return cls(Database(engine))
 
     async def close(self) -> None:
-        """Close the database."""
+        """Give up the poller lease and close the database."""
+        await self.poller_lease.release()
         await self.db.close()
 
     async def __aenter__(self) -> Self:

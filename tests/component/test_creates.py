@@ -7,6 +7,7 @@ a preview is confirmed at most once, whoever clicks how often.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -305,3 +306,67 @@ async def test_a_request_key_is_claimed_once(env: Env) -> None:
     assert await env.jobs.claim_request("block_actions:123.456.abc")
     assert not await env.jobs.claim_request("block_actions:123.456.abc")
     assert await env.jobs.claim_request("block_actions:123.456.abd")
+
+
+async def test_with_several_replicas_only_an_intent_past_the_safe_age_is_adopted(env: Env) -> None:
+    """An `open` intent may be another live replica's create in flight: adopted only once older
+    than any create can take (at start and on each resolver cycle), then resolved as any other."""
+    resolver = CreateResolver(
+        env.store,
+        env.client,
+        settle_seconds=SETTLE,
+        wake_notifier=env.notifier.wake,
+        clock=env.clock,
+        orphan_seconds=60,
+    )
+    request = release_request()
+    await env.store.begin_create(
+        "inflight", account_id="acc", requester="U9", channel_id="C9", request=request, now=env.clock()
+    )
+    env.clock.advance(59)
+    assert await resolver.adopt_orphans() == 0
+    assert await resolver.resolve_due() == 0
+    [intent] = await env.store.open_create_intents()
+    assert intent.state is IntentState.OPEN
+    env.clock.advance(2)
+    await resolver.resolve_due()  # adopts it, then looks it up: a first miss proves nothing yet
+    [intent] = await env.store.open_create_intents()
+    assert intent.state is IntentState.AMBIGUOUS and intent.misses == 1
+
+
+async def test_only_the_lease_holder_looks_creates_up(env: Env) -> None:
+    """A replica without the poller lease leaves ambiguous creates to the holder (no Cloudflare call)."""
+    request = release_request()
+    await env.store.begin_create(
+        "elsewhere", account_id="acc", requester="U9", channel_id="C9", request=request, now=env.clock()
+    )
+    await env.resolver.adopt_orphans()
+    holding = False
+    asked = 0
+    stop = asyncio.Event()
+
+    def leader() -> bool:
+        nonlocal asked
+        asked += 1
+        if asked >= 3:
+            stop.set()
+        resolver.wake()  # the loop asks again at once instead of waiting its idle time
+        return holding
+
+    resolver = CreateResolver(
+        env.store,
+        env.client,
+        settle_seconds=SETTLE,
+        wake_notifier=env.notifier.wake,
+        clock=env.clock,
+        leader=leader,
+    )
+    await asyncio.wait_for(resolver.run(stop), 10)
+    [intent] = await env.store.open_create_intents()
+    assert asked == 3 and intent.checks == 0  # never looked up
+
+    holding, asked = True, 0
+    stop.clear()
+    await asyncio.wait_for(resolver.run(stop), 10)
+    [intent] = await env.store.open_create_intents()
+    assert intent.checks == 1 and intent.misses == 1  # the holder looked it up

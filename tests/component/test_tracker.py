@@ -227,3 +227,28 @@ async def test_a_job_that_disappears_is_marked_gone(env: Env) -> None:
     assert card is not None
     assert card.edits == 1
     assert (await env.tracker.tick()).api_calls == 0
+
+
+async def test_a_replica_without_the_poller_lease_does_not_poll(env: Env) -> None:
+    ids = await seed(env, 3, "PROCESSING")
+    await track(env, ids)
+    stop = asyncio.Event()
+    asked = 0
+    holding = False
+
+    async def lease() -> bool:
+        nonlocal asked
+        asked += 1
+        if asked >= 3:
+            stop.set()
+        return holding
+
+    tracker = Tracker(env.store, env.client, poll_seconds=0.01, lease=lease)
+    calls = env.client.api_calls
+    await asyncio.wait_for(tracker.run(stop), 10)
+    assert asked == 3 and env.client.api_calls == calls  # asked for the lease each interval, never polled
+
+    holding, asked = True, 0
+    stop.clear()
+    await asyncio.wait_for(tracker.run(stop), 10)
+    assert env.client.api_calls > calls  # the holder polls

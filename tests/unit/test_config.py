@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_database, load_log_format, load_log_level, load_settings
+from bot.config import (
+    ConfigError,
+    load_database,
+    load_database_target,
+    load_log_format,
+    load_log_level,
+    load_settings,
+)
 
 TOKEN = "xoxb-unit-bot-token"
 SECRET = "unit-signing-secret"
@@ -268,6 +275,38 @@ def test_database_path_rules(tmp_path: Path) -> None:
     assert load_database({}) == Path("sweep.db")
     with pytest.raises(ConfigError, match="SWEEP_DATABASE"):
         load_database({"SWEEP_DATABASE": str(missing)})
+
+
+def test_database_url_selects_postgresql_and_is_never_quoted(tmp_path: Path) -> None:
+    url = "postgresql://sweep:s3cret-pw@db.internal/sweep"
+    settings = load_settings({**GOOD, "SWEEP_DATABASE_URL": url}).settings
+    assert settings.database_target == url and settings.database_setting == "SWEEP_DATABASE_URL"
+    assert "s3cret-pw" not in repr(settings)
+    plus = "postgresql+asyncpg://sweep@db.internal:5433/sweep"
+    assert load_settings({**GOOD, "SWEEP_DATABASE_URL": plus}).settings.database_target == plus
+    # Without it, the SQLite file as before.
+    alone = load_settings({**GOOD, "SWEEP_DATABASE": str(tmp_path / "x.db")}).settings
+    assert alone.database_target == tmp_path / "x.db" and alone.database_setting == "SWEEP_DATABASE"
+    shape = "postgresql://user[:password]@host[:port]/database"
+    for bad, line in (
+        (
+            "mysql://root:s3cret-pw@db/sweep",
+            "SWEEP_DATABASE_URL must be a postgresql:// (or postgresql+asyncpg://) URL",
+        ),
+        ("db.internal/sweep", "SWEEP_DATABASE_URL must be a postgresql:// (or postgresql+asyncpg://) URL"),
+        ("postgresql://sweep:s3cret-pw@/sweep", f"SWEEP_DATABASE_URL names no host: {shape}"),
+        ("postgresql://sweep:s3cret-pw@db.internal", f"SWEEP_DATABASE_URL names no database: {shape}"),
+        (
+            "postgresql://sweep:s3cret-pw@db.internal:port/sweep",
+            f"SWEEP_DATABASE_URL is not a valid URL: {shape}",
+        ),
+    ):
+        assert problems({**GOOD, "SWEEP_DATABASE_URL": bad}) == (line,), bad
+        with pytest.raises(ConfigError) as raised:
+            load_database_target({"SWEEP_DATABASE_URL": bad})
+        assert tuple(raised.value.problems) == (line,) and "s3cret" not in line
+    assert load_database_target({"SWEEP_DATABASE_URL": url}) == url
+    assert load_database_target({"SWEEP_DATABASE": str(tmp_path / "y.db")}) == tmp_path / "y.db"
 
 
 def test_log_level_alone() -> None:
