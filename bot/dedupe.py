@@ -2,9 +2,11 @@
 
 Every interaction Slack sends carries a `trigger_id` unique to that command, click or submission;
 a byte-for-byte replay and a Slack retry (`X-Slack-Retry-Num`) carry the same one. The request's
-key is set for the listener's task by the first middleware; the work a listener hands over after
-its ack first claims the key in the database (`Store.claim_request`) and does nothing if the key
-was claimed before. Double clicks are two interactions: they are caught by the use-once preview.
+key is set around Bolt's whole dispatch (`bot.app.SweepApp.async_dispatch`: with
+`process_before_response` the listener runs inside it; a middleware would be too early, Bolt returns
+from every middleware before it runs the listener). The work a listener hands over after its ack
+first claims the key in the database (`Store.claim_request`) and does nothing if the key was
+claimed before. Double clicks are two interactions: they are caught by the use-once preview.
 """
 
 from __future__ import annotations
