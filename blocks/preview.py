@@ -23,6 +23,7 @@ from bot.approval import Reason
 from bot.draft import COMMENT_MAX, JobDraft
 from bot.ids import DISMISS_VALUE, ActionId, BlockId
 from bot.models import ActionType, MessageSummary, SearchResult
+from bot.slack_limits import BUTTON_TEXT_MAX
 
 SAMPLES_SHOWN = 5
 SAMPLE_FIELD_MAX = 200
@@ -118,7 +119,7 @@ def approval_blocks(
     else:
         justification = f"The request needs a justification (your comment): {add_comment}."
     request = (
-        f"*{safe(confirm, 75)}* posts an approval request in the channel for a second person; "
+        f"*{safe(confirm, BUTTON_TEXT_MAX)}* posts an approval request in the channel for a second person; "
         f"it does not create the job. {justification}"
     )
     return [section("\n".join(lines)), section(request)]
