@@ -119,6 +119,7 @@ async def handle_create_submission(
                 preview=preview.result,
                 limit=services.jobs.preview_limit,
                 now=services.clock(),
+                reasons=preview.reasons,
             ),
         )
 
