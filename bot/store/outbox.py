@@ -5,7 +5,8 @@ A row is a delivery intent with a unique idempotency key: a job's row is unique 
 optionally a thread, or a user). Kinds a job has today:
 
 - `card_post` (key `card`): post the job's card; queued when tracking starts.
-- `transition` (key `"{old}->{new}"`): one thread reply per status change, immutable once queued.
+- `transition` (key `"{old}->{new}"`): one thread reply per status change, immutable once queued;
+  a job's replies are delivered one at a time, in the order they were queued (`_in_turn`).
 - `card_update` (key `card`): one re-armable row per job. Each change bumps its `seq` and sets it
   pending; the notifier renders the job's *current* state and settles the row only if `seq` did not
   move meanwhile, so coalescing edits never loses the final state.
