@@ -159,6 +159,7 @@ class Exchange:
     backend: int | None = None  # index in the proxy's backends (None: none could be reached)
     status: int | None = None  # the backend's HTTP status (None: it died before answering)
     finished: float | None = None  # when the answer was passed on (or could not be)
+    refused: list[int] = field(default_factory=list)  # backends tried first that were down
 
     @property
     def path(self) -> str:
@@ -278,6 +279,7 @@ class ForwardingProxy:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.backends[index])
             except OSError:
+                exchange.refused.append(index)
                 continue  # down: the next one
             exchange.backend = index
             if step:  # the rotation goes on after the backend that took it
