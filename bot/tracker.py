@@ -16,7 +16,8 @@ longer (Cloudflare's `Retry-After`, else capped exponential backoff). The loop n
 
 Polls are routine requests of the shared Cloudflare budget (`bot/budget.py`) and never wait for a
 slot: when the budget has none (spent for now, or paused by a 429 any replica saw) the cycle stops
-where it is and the next one starts when a slot is due — a deferred cycle, not a failure.
+where it is — a deferred cycle, not a failure: the next one comes after the usual interval and
+costs one database statement, no Cloudflare call, until the budget has a slot again.
 """
 
 from __future__ import annotations
@@ -245,16 +246,13 @@ class Tracker:
     def next_delay(self, report: TickReport) -> float:
         """Return how long to wait before the next cycle: the poll interval, longer after failures.
 
-        A cycle deferred for want of a budget slot waits until one is due (at least the interval).
+        A cycle deferred for want of a budget slot is no failure: the next one comes at the interval.
         """
-        if report.deferred is not None and not report.errors:
-            return max(self._poll_seconds, report.deferred)
         if not report.errors:
             return self._poll_seconds
         backoff = capped_exponential(self._poll_seconds, self._failures, cap=self._max_backoff)
-        for wait in (report.retry_after, report.deferred):
-            if wait is not None:
-                backoff = max(backoff, wait)
+        if report.retry_after is not None:
+            backoff = max(backoff, report.retry_after)
         return max(backoff, self._poll_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
