@@ -271,7 +271,7 @@ def _reading(row: Any) -> BudgetReading:
     head = int(row.head)
     slices = []
     for i in range(BUDGET_SLICES):
-        requests = int(row[4 + i])
+        requests = int(getattr(row, f"n{i}"))
         if requests:
             index = head - (head - i) % BUDGET_SLICES
             slices.append(((index + BUDGET_SLICES) * SLICE_SECONDS, requests))

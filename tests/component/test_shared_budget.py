@@ -17,13 +17,17 @@ import pytest
 from pydantic import SecretStr
 
 from bot.budget import BudgetLimits, SharedBudget
+from bot.cloudflare.budget import urgent
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy, rate_limit_hook
 from bot.cloudflare.errors import BudgetExhaustedError, RateLimitedError
 from bot.cloudflare.models import CreateJobRequest
+from bot.errors import CloudflareBudgetSpent
+from bot.jobs import JobService
 from bot.simulator.app import RunningSimulator
-from bot.store import SqlStore
+from bot.store import IntentState, SqlStore
 from bot.tracker import Tracker
 from tests.component.conftest import SIMULATOR_TOKEN
+from tests.component.test_creates import DRAFT
 
 T0 = 1_800_000_000.0
 LIST = "GET /accounts/{account_id}/email-security/investigate/bulk"
@@ -213,3 +217,35 @@ async def test_creates_and_cancels_are_served_when_polls_have_spent_their_share(
     with pytest.raises(BudgetExhaustedError) as refused:
         await b.client.create_job(request)
     assert refused.value.retry_after == pytest.approx(330) and sent(simulator, CREATE) == 2
+
+
+async def test_a_create_the_budget_cannot_serve_made_no_job_and_says_so(
+    simulator: RunningSimulator, replicas: tuple[Replica, Replica], account_id: str
+) -> None:
+    a, b = replicas
+    jobs = JobService(
+        client=b.client,
+        store=b.store,
+        account_id=account_id,
+        wake_notifier=lambda: None,
+        max_active_jobs=None,
+    )
+    preview = await jobs.preview(DRAFT, requester="U1", channel_id="C1")
+    # Replica A spends all 16, the share kept for creates and cancels included.
+    with urgent(), pytest.raises(BudgetExhaustedError):
+        while True:
+            await a.client.list_jobs()
+    with pytest.raises(CloudflareBudgetSpent) as refused:
+        await jobs.create_from_preview(preview.id, actor="U1", click_channel_id="C1")
+    message = refused.value.user_message()
+    assert message.startswith("No job was created. Sweep did not send this request to Cloudflare: "), message
+    assert "used up" in message and "try again in 330 s" in message
+    assert refused.value.retry_after == pytest.approx(330)
+    assert sent(simulator, CREATE) == 0
+    # The intent failed (definitely: nothing was sent) and the audit log says why.
+    record = await b.store.get_preview(preview.id)
+    assert record is not None and record.tag is not None
+    intent = await b.store.get_create_intent(record.tag)
+    assert intent is not None and intent.state is IntentState.FAILED
+    [entry] = [e for e in await b.store.list_audit() if e.action == "create"]
+    assert entry.outcome.startswith("error: Sweep did not send this request to Cloudflare")
