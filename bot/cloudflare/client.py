@@ -139,7 +139,8 @@ class RetryPolicy:
     """When and how long to wait before trying a request again.
 
     `max_attempts` counts every try (first one included). A 429 asking to wait longer than
-    `max_retry_after` seconds is not waited for: the error is raised at once with `retry_after`.
+    `max_retry_after` seconds is not waited for: the error is raised at once with `retry_after`;
+    nor is a request budget slot further off than that (over one call's tries together).
     `jitter` is the fraction of a backoff delay that may be randomly shaved off (0 = none).
     `max_polls` bounds how often a 202 search answer is polled.
     """
@@ -806,7 +807,7 @@ class CloudflareClient:
                 return
             wait = max(reservation.wait, _MIN_BUDGET_WAIT)
             if state.budget_waited + wait > bound:
-                logger.info("%s not sent (%s request): %s", what, priority, reservation.reason)
+                logger.debug("%s not sent (%s request): %s", what, priority, reservation.reason)
                 raise errors.BudgetExhaustedError(reservation.reason, retry_after=reservation.wait)
             logger.info("%s waits %.1f s for a %s budget slot: %s", what, wait, priority, reservation.reason)
             await self._tell_wait(wait)
