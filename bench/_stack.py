@@ -123,6 +123,8 @@ async def sweep_stack(
             SWEEP_WRITES_PER_USER="100000",
             SWEEP_READS_TOTAL="1000000",
             SWEEP_WRITES_TOTAL="1000000",
+            # Nor may the shared Cloudflare budget (the simulator has no limit to keep under).
+            SWEEP_CLOUDFLARE_BUDGET="1000000",
         )
         # SWEEP_BENCH_PROFILE=<file>: run the bot under cProfile (written when it exits on SIGTERM).
         profile_to = profile_to or os.environ.get("SWEEP_BENCH_PROFILE")

@@ -47,3 +47,13 @@ def build_cloudflare_error(code_and_message: str) -> dict[str, Any]:
         context("Check the values; after a rate limit (429), wait a minute before trying again."),
     ]
     return message(detail, blocks)
+
+
+def build_budget_spent(what_happened: str) -> dict[str, Any]:
+    """Say that Sweep held a request back (the shared Cloudflare budget had no slot), and when to retry."""
+    detail = safe(what_happened, MESSAGE_MAX)
+    blocks = [
+        section(f":hourglass_flowing_sand: *Not sent to Cloudflare yet.*\n{detail}"),
+        context("Every Sweep replica shares one request budget for this Cloudflare account."),
+    ]
+    return message(detail, blocks)

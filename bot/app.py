@@ -39,6 +39,7 @@ from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 import handlers
+from bot.budget import BudgetLimits, SharedBudget
 from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient, RetryPolicy
 from bot.config import (
@@ -426,109 +427,121 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
     )
     timeout = cloudflare_timeout(settings.sweep_cloudflare_timeout)
     metrics = SweepMetrics()
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
-        client = CloudflareClient.from_settings(
-            http, cloudflare, max_in_flight=CLOUDFLARE_CONNECTIONS, observer=metrics.observe_cloudflare
+    async with (
+        httpx.AsyncClient(timeout=timeout, limits=limits) as http,
+        open_database(settings.database_target, setting=settings.database_setting) as store,
+        aiohttp.ClientSession() as session,
+    ):
+        # One request budget per account, shared by every replica on this database.
+        shared_budget = SharedBudget(
+            store.request_budget,
+            cloudflare.account_id,
+            limits=BudgetLimits(settings.sweep_cloudflare_budget),
+            observer=metrics.observe_reservation,
         )
-        async with (
-            open_database(settings.database_target, setting=settings.database_setting) as store,
-            aiohttp.ClientSession() as session,
-        ):
-            web_client = slack_web_client(settings, session)
-            identity = await resolve_identity(web_client)
-            log.info(
-                "Slack: bot %s (%s) in %s (%s)",
-                identity.get("user"),
-                identity.get("user_id"),
-                identity.get("team"),
-                identity.get("team_id"),
-            )
-            notifier = Notifier(store, WebClientSlackPort(web_client))
-            lease = store.poller_lease
+        client = CloudflareClient.from_settings(
+            http,
+            cloudflare,
+            max_in_flight=CLOUDFLARE_CONNECTIONS,
+            observer=metrics.observe_cloudflare,
+            budget=shared_budget,
+        )
+        web_client = slack_web_client(settings, session)
+        identity = await resolve_identity(web_client)
+        log.info(
+            "Slack: bot %s (%s) in %s (%s)",
+            identity.get("user"),
+            identity.get("user_id"),
+            identity.get("team"),
+            identity.get("team_id"),
+        )
+        notifier = Notifier(store, WebClientSlackPort(web_client))
+        lease = store.poller_lease
 
-            async def holds_lease() -> bool:
-                held = await lease.check()
-                metrics.poller_lease.set(1 if held else 0)
-                return held
+        async def holds_lease() -> bool:
+            held = await lease.check()
+            metrics.poller_lease.set(1 if held else 0)
+            return held
 
-            guard = OvershootGuard(client=client, store=store, wake_notifier=notifier.wake)
-            tracker = Tracker(
-                store,
-                client,
-                poll_seconds=settings.sweep_poll_seconds,
-                notifier=notifier,
-                on_cycle=metrics.observe_poll_cycle,
-                lease=holds_lease,
-                on_overshoot=guard,
+        guard = OvershootGuard(client=client, store=store, wake_notifier=notifier.wake)
+        tracker = Tracker(
+            store,
+            client,
+            poll_seconds=settings.sweep_poll_seconds,
+            notifier=notifier,
+            on_cycle=metrics.observe_poll_cycle,
+            lease=holds_lease,
+            on_overshoot=guard,
+        )
+        try:
+            policy = Policy(operators=settings.operators, channels=settings.channels)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if policy.everyone:
+            log.warning("SWEEP_OPERATORS is '*': every Slack user may create and cancel jobs")
+        groups = GroupMembershipCache(_usergroup_fetcher(web_client))
+        # A create Sweep stopped waiting for is proven absent only well after Cloudflare would
+        # have answered it: twice the time Sweep waits for one answer.
+        resolver = CreateResolver(
+            store,
+            client,
+            settle_seconds=2 * settings.sweep_cloudflare_timeout,
+            wake_notifier=notifier.wake,
+            orphan_seconds=orphan_seconds(store, settings.sweep_cloudflare_timeout, client.retry_policy),
+            leader=lambda: lease.held,
+        )
+        budgets = RequestBudgets(
+            budget_windows(
+                reads_per_user=settings.sweep_reads_per_user,
+                writes_per_user=settings.sweep_writes_per_user,
+                reads_total=settings.sweep_reads_total,
+                writes_total=settings.sweep_writes_total,
             )
-            try:
-                policy = Policy(operators=settings.operators, channels=settings.channels)
-            except ValueError as error:
-                raise ConfigError(str(error)) from None
-            if policy.everyone:
-                log.warning("SWEEP_OPERATORS is '*': every Slack user may create and cancel jobs")
-            groups = GroupMembershipCache(_usergroup_fetcher(web_client))
-            # A create Sweep stopped waiting for is proven absent only well after Cloudflare would
-            # have answered it: twice the time Sweep waits for one answer.
-            resolver = CreateResolver(
-                store,
-                client,
-                settle_seconds=2 * settings.sweep_cloudflare_timeout,
-                wake_notifier=notifier.wake,
-                orphan_seconds=orphan_seconds(store, settings.sweep_cloudflare_timeout, client.retry_policy),
-                leader=lambda: lease.held,
-            )
-            budgets = RequestBudgets(
-                budget_windows(
-                    reads_per_user=settings.sweep_reads_per_user,
-                    writes_per_user=settings.sweep_writes_per_user,
-                    reads_total=settings.sweep_reads_total,
-                    writes_total=settings.sweep_writes_total,
-                )
-            )
-            jobs = JobService(
-                client=client,
-                store=store,
-                account_id=cloudflare.account_id,
-                wake_notifier=notifier.wake,
-                resolver=resolver,
-                budgets=budgets,
-                margin_percent=settings.approval_policy.margin_percent,
-                max_active_jobs=settings.sweep_max_active_jobs,
-                approval_policy=settings.approval_policy,
-            )
-            services = Services(
-                jobs=jobs,
-                policy=policy,
-                resolve_group_members=groups.members,
-                clock=utc_now,
-                follow_ups=FollowUps(),
-            )
-            metrics.watch(follow_ups=lambda: services.follow_ups.stats, budgets=budgets, store=store)
-            app = create_app(
-                client=web_client,
-                signing_secret=(
-                    settings.slack_signing_secret.get_secret_value()
-                    if settings.slack_signing_secret
-                    else None
-                ),
-                services=services,
-                identity=identity,
-                session=session,
-            )
-            secret = (
+        )
+        jobs = JobService(
+            client=client,
+            store=store,
+            account_id=cloudflare.account_id,
+            wake_notifier=notifier.wake,
+            resolver=resolver,
+            budgets=budgets,
+            margin_percent=settings.approval_policy.margin_percent,
+            max_active_jobs=settings.sweep_max_active_jobs,
+            approval_policy=settings.approval_policy,
+        )
+        services = Services(
+            jobs=jobs,
+            policy=policy,
+            resolve_group_members=groups.members,
+            clock=utc_now,
+            follow_ups=FollowUps(),
+        )
+        metrics.watch(
+            follow_ups=lambda: services.follow_ups.stats,
+            budgets=budgets,
+            store=store,
+            shared_budget=shared_budget,
+        )
+        app = create_app(
+            client=web_client,
+            signing_secret=(
                 settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-            )
-            yield Runtime(
-                app=app,
-                store=store,
-                tracker=tracker,
-                notifier=notifier,
-                resolver=resolver,
-                services=services,
-                signing_secret=secret,
-                metrics=metrics,
-            )
+            ),
+            services=services,
+            identity=identity,
+            session=session,
+        )
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        yield Runtime(
+            app=app,
+            store=store,
+            tracker=tracker,
+            notifier=notifier,
+            resolver=resolver,
+            services=services,
+            signing_secret=secret,
+            metrics=metrics,
+        )
 
 
 def orphan_seconds(store: SqlStore, timeout: float, retry: RetryPolicy) -> float:

@@ -246,6 +246,13 @@ class Settings(BaseModel):
     sweep_max_active_jobs: int = Field(
         default=20, ge=1, le=1000, description="a whole number of jobs from 1 to 1000"
     )
+    # The requests Cloudflare allows the token per 5 minutes; all replicas together use 80 % (bot/budget.py).
+    sweep_cloudflare_budget: int = Field(
+        default=1200,
+        ge=10,
+        le=1_000_000,
+        description="a whole number of requests per 5 minutes from 10 to 1000000",
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -438,6 +438,9 @@ async def demo_stack(
             slack_api_url=slack.api_url,
             sweep_database=workdir / DATABASE_NAME,
             sweep_poll_seconds=1.0,
+            # Polling every second would spend Cloudflare's real budget in four minutes; the simulator
+            # has none, so the demo's never binds.
+            sweep_cloudflare_budget=1_000_000,
             sweep_operators=ANALYST,
             sweep_channels=None,
         )

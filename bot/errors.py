@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bot.cloudflare.errors import CloudflareError, NotFoundError
+from bot.cloudflare.errors import BudgetExhaustedError, CloudflareError, NotFoundError
 
-__all__ = ["CloudflareFailed", "JobNotFound", "SweepError", "translated"]
+__all__ = ["CloudflareBudgetSpent", "CloudflareFailed", "JobNotFound", "SweepError", "failed", "translated"]
 
 
 class SweepError(Exception):
@@ -35,12 +35,30 @@ class CloudflareFailed(SweepError):
         self.codes = codes
 
 
+class CloudflareBudgetSpent(CloudflareFailed):
+    """Sweep sent nothing: the shared Cloudflare request budget had no slot in time (or a 429 paused it).
+
+    `retry_after` is when a slot may be free (seconds, None if unknown).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class JobNotFound(CloudflareFailed):
     """No job with this id exists in the Cloudflare account."""
 
     def __init__(self, job_id: str, message: str, *, codes: tuple[int, ...] = ()) -> None:
         super().__init__(message, codes=codes)
         self.job_id = job_id
+
+
+def failed(error: CloudflareError, *, prefix: str = "") -> CloudflareFailed:
+    """Return Sweep's error for a client error (`CloudflareBudgetSpent` when nothing was sent)."""
+    if isinstance(error, BudgetExhaustedError):
+        return CloudflareBudgetSpent(prefix + error.user_message(), retry_after=error.retry_after)
+    return CloudflareFailed(prefix + error.user_message(), codes=error.codes)
 
 
 @contextmanager
@@ -53,4 +71,4 @@ def translated(job_id: str | None = None) -> Iterator[None]:
             raise CloudflareFailed(error.user_message(), codes=error.codes) from error
         raise JobNotFound(job_id, error.user_message(), codes=error.codes) from error
     except CloudflareError as error:
-        raise CloudflareFailed(error.user_message(), codes=error.codes) from error
+        raise failed(error) from error

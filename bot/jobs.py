@@ -18,8 +18,14 @@ from enum import StrEnum
 
 from bot.approval import ApprovalPolicy, Reason, agreed_maximum, approval_reasons
 from bot.clock import Clock, utc_now
+from bot.cloudflare.budget import urgent
 from bot.cloudflare.client import CloudflareClient, make_request_tag
-from bot.cloudflare.errors import CloudflareError, ConflictError, CreateOutcomeUnknownError
+from bot.cloudflare.errors import (
+    BudgetExhaustedError,
+    CloudflareError,
+    ConflictError,
+    CreateOutcomeUnknownError,
+)
 from bot.cloudflare.models import (
     SEARCHABLE_DISPOSITIONS,
     BulkJob,
@@ -30,7 +36,7 @@ from bot.cloudflare.models import (
 )
 from bot.creates import CreateResolver
 from bot.draft import JobDraft, validate_draft
-from bot.errors import CloudflareFailed, JobNotFound, translated
+from bot.errors import CloudflareFailed, JobNotFound, failed, translated
 from bot.models import AuditAction, AuditEntry, JobLookup, JobPage, TrackedJob
 from bot.store import IntentState, PreviewRecord, PreviewState, Store
 from bot.throttle import BudgetKind, RequestBudgets, ThrottledError
@@ -400,7 +406,9 @@ class JobService:
         except CloudflareError as error:
             await self._store.fail_create(tag, error=error.user_message(), now=self._clock())
             await self._audit(actor, AuditAction.CREATE, None, channel_id, f"error: {error.user_message()}")
-            raise CloudflareFailed(error.user_message(), codes=error.codes) from error
+            # Nothing was sent when the budget refused: the job was not made, and the user is told so.
+            prefix = "No job was created. " if isinstance(error, BudgetExhaustedError) else ""
+            raise failed(error, prefix=prefix) from error
         tracked = await self._store.finish_create(tag, job, now=self._clock())
         self._wake_notifier()
         log.info(
@@ -426,7 +434,8 @@ class JobService:
                     job = await self._client.cancel_job(job_id)
                     already_finished = False
                 except ConflictError:
-                    job = await self._client.get_job(job_id)
+                    with urgent():  # still the cancel the user asked for
+                        job = await self._client.get_job(job_id)
                     already_finished = True
         except JobNotFound:
             await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, "error: not found")

@@ -1,9 +1,10 @@
 """Prometheus metrics of one Sweep process, on a registry its runtime owns (never the global one).
 
-Events are counted where they happen (an ack, a Cloudflare answer, a poll cycle) through the small
-`observe_*` methods; states are read when Prometheus scrapes: the follow-up queue and the request
-budgets from memory, the outbox and the tracked jobs from the store (`refresh`, one cheap query,
-awaited by the /metrics handler before the synchronous exposition). Every label has a small fixed
+Events are counted where they happen (an ack, a Cloudflare answer, a budget reservation, a poll
+cycle) through the small `observe_*` methods; states are read when Prometheus scrapes: the follow-up
+queue and the Slack-side request budgets from memory, the outbox, the tracked jobs and the shared
+Cloudflare budget from the store (`refresh`, two cheap statements, awaited by the /metrics handler
+before the synchronous exposition). Every label has a small fixed
 set of values: a surface, a route template, a status, a state.
 """
 
@@ -19,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.budget import BudgetSnapshot
+from bot.cloudflare.budget import Priority
 from bot.cloudflare.models import ACTIVE_STATUSES
 from bot.followups import FollowUpStats
 from bot.throttle import BudgetKind, RequestBudgets
@@ -42,6 +45,13 @@ class GaugeSource(Protocol):
 
     async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
         """Return (table, state, rows, oldest due_at epoch) for outbox rows and active tracked jobs."""
+
+
+class BudgetSource(Protocol):
+    """The shared Cloudflare request budget (see `bot.budget.SharedBudget.snapshot`)."""
+
+    async def snapshot(self) -> BudgetSnapshot:
+        """Return the requests left per priority and the pause left, all replicas together."""
 
 
 def surface_of(body: Any) -> str:
@@ -80,6 +90,19 @@ class SweepMetrics:
             ["endpoint", "status"],
             registry=self.registry,
         )
+        reservations = Counter(
+            "sweep_cloudflare_budget_reservations",
+            "Slots asked of the Cloudflare request budget all replicas share, by priority (urgent: "
+            "creates, cancels, create look-ups; routine: polls, lists, previews) and outcome (refused: "
+            "held back, waiting or failing, because the budget was spent or a 429 paused it).",
+            ["priority", "outcome"],
+            registry=self.registry,
+        )
+        self._reservations = {
+            (priority, granted): reservations.labels(priority.value, "granted" if granted else "refused")
+            for priority in Priority
+            for granted in (True, False)
+        }
         poll = Histogram(
             "sweep_poll_cycle_seconds",
             "Duration of one tracker poll cycle, by outcome (ok: every Cloudflare call succeeded).",
@@ -98,6 +121,8 @@ class SweepMetrics:
         self._budgets: RequestBudgets | None = None
         self._store: GaugeSource | None = None
         self._counts: list[tuple[str, str, int, float | None]] | None = None
+        self._shared_budget: BudgetSource | None = None
+        self._budget_snapshot: BudgetSnapshot | None = None
         self.registry.register(_StateCollector(self))
 
     # ------------------------------------------------------------------ events
@@ -112,6 +137,10 @@ class SweepMetrics:
         if retry_after is not None:
             self._paused_until = max(self._paused_until, self._clock() + retry_after)
 
+    def observe_reservation(self, priority: Priority, granted: bool) -> None:
+        """Record one slot asked of the shared Cloudflare budget."""
+        self._reservations[(priority, granted)].inc()
+
     def observe_poll_cycle(self, seconds: float, ok: bool) -> None:
         """Record one tracker cycle."""
         self._poll["ok" if ok else "error"].observe(seconds)
@@ -124,14 +153,24 @@ class SweepMetrics:
         follow_ups: Callable[[], FollowUpStats] | None = None,
         budgets: RequestBudgets | None = None,
         store: GaugeSource | None = None,
+        shared_budget: BudgetSource | None = None,
     ) -> None:
         """Name the sources of the scrape-time gauges (each is read only when Prometheus scrapes)."""
         self._follow_ups = follow_ups or self._follow_ups
         self._budgets = budgets or self._budgets
         self._store = store or self._store
+        self._shared_budget = shared_budget or self._shared_budget
 
     async def refresh(self) -> None:
         """Read the store's counts for the next exposition; on failure the database shows as down."""
+        if self._shared_budget is not None:
+            try:
+                self._budget_snapshot = await asyncio.wait_for(
+                    self._shared_budget.snapshot(), STORE_TIMEOUT_SECONDS
+                )
+            except Exception as error:  # noqa: BLE001 - as below: the scrape still answers
+                log.warning("metrics: could not read the Cloudflare budget (%s)", type(error).__name__)
+                self._budget_snapshot = None
         if self._store is None:
             return
         try:
@@ -168,10 +207,25 @@ class SweepMetrics:
                 if remaining is not None:
                     family.add_metric([kind.value], remaining)
             yield family
+        shared = self._budget_snapshot
+        if shared is not None:
+            family = GaugeMetricFamily(
+                "sweep_cloudflare_requests_left",
+                "Requests every replica together may still send to Cloudflare for this account now, by "
+                "priority: urgent up to 80 % of SWEEP_CLOUDFLARE_BUDGET per 5 minutes, routine (polls, "
+                "lists, previews) up to three quarters of that.",
+                labels=["priority"],
+            )
+            for priority in Priority:
+                family.add_metric([priority.value], shared.left[priority])
+            yield family
+        # The pause any replica's 429 started (the shared budget's), else the last one this replica saw.
+        local = max(self._paused_until - self._clock(), 0.0)
         yield GaugeMetricFamily(
             "sweep_cloudflare_rate_limit_pause_seconds",
-            "Seconds until the last Retry-After Cloudflare sent with a 429 ends (0: no pause in force).",
-            value=max(self._paused_until - self._clock(), 0.0),
+            "Seconds until the pause the last 429's Retry-After started ends, for every replica "
+            "(0: no pause in force).",
+            value=max(local, shared.pause_seconds) if shared is not None else local,
         )
         if self._store is not None:
             yield from self._store_families(self._counts)

@@ -1,11 +1,11 @@
 """Budgets for Slack requests that call Cloudflare: per user and for everyone, reads and creates apart.
 
 Cloudflare allows 1,200 requests per 5 minutes per token and blocks every call for 5 minutes past
-it — the poller's included. Sweep keeps people's requests well inside that so the poller always
-has its share: at the defaults, reads (previews, lists, status, watch; about 2 calls each) may
-use 300 × 2 = 600 calls per 5 minutes and creates and cancels (1 to 4 calls) 60 × 2 = 120, leaving
-480 calls for the poller (3 lists per 10 s cycle = 90, plus one GET per finished job) and any
-other tool on the token: at most 80 % of the limit in all.
+it — the poller's included. The hard limit is the shared budget (`bot/budget.py`): every replica
+together sends at most 80 % of it, polls, lists and previews at most 60 %. These budgets come first
+and are about people: at the defaults, reads (previews, lists, status, watch; about 2 calls each)
+may use 300 × 2 = 600 calls per 5 minutes and creates and cancels (1 to 4 calls) 60 × 2 = 120, so
+one person or a busy channel cannot spend the shared budget alone.
 
 Sliding windows in memory, one process; a refused request is told when it may try again.
 """

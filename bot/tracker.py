@@ -13,6 +13,11 @@ just gets its `GET`.
 A failed list (429, 5xx, timeout after the client's own retries) means the cycle learns nothing
 about jobs missing from the lists, so none of them is fetched one by one; the next cycle waits
 longer (Cloudflare's `Retry-After`, else capped exponential backoff). The loop never crashes.
+
+Polls are routine requests of the shared Cloudflare budget (`bot/budget.py`) and never wait for a
+slot: when the budget has none (spent for now, or paused by a 429 any replica saw) the cycle stops
+where it is — a deferred cycle, not a failure: the next one comes after the usual interval and
+costs one database statement, no Cloudflare call, until the budget has a slot again.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from typing import Protocol
 
 from bot.backoff import capped_exponential
 from bot.clock import Clock, utc_now
+from bot.cloudflare.budget import budget_wait
 from bot.cloudflare.client import CloudflareClient
-from bot.cloudflare.errors import CloudflareError, NotFoundError, RateLimitedError
+from bot.cloudflare.errors import BudgetExhaustedError, CloudflareError, NotFoundError, RateLimitedError
 from bot.cloudflare.models import ACTIVE_STATUSES, BulkJob, is_terminal
 from bot.models import Overshoot
 from bot.store import Store, Transition
@@ -64,11 +70,13 @@ class TickReport:
     errors: list[str] = field(default_factory=list)
     retry_after: float | None = None
     overshoots: int = 0  # running jobs seen past their agreed maximum
+    #: Seconds until the shared budget has a slot, when the cycle stopped for want of one (else None).
+    deferred: float | None = None
 
     @property
     def ok(self) -> bool:
-        """Return True when every call of the cycle succeeded."""
-        return not self.errors
+        """Return True when every call of the cycle was made and succeeded."""
+        return not self.errors and self.deferred is None
 
 
 def statuses_to_list(stored: Sequence[str]) -> list[str]:
@@ -122,11 +130,17 @@ class Tracker:
         """Run one polling cycle; never raises for a Cloudflare failure."""
         report = TickReport()
         calls_before = self._client.api_calls
+        # A spent budget skips the rest of the cycle rather than holding the poller in a wait.
+        token = budget_wait.set(0.0)
         try:
             await self._poll(report)
         finally:
+            budget_wait.reset(token)
             report.api_calls = self._client.api_calls - calls_before
-        self._failures = self._failures + 1 if report.errors else 0
+        if report.errors:
+            self._failures += 1
+        elif report.deferred is None:
+            self._failures = 0
         if report.transitions or report.gone:
             self._wake()
         return report
@@ -141,6 +155,11 @@ class Tracker:
         for status in statuses_to_list(list(active.values())):
             try:
                 await self._walk(status, active, seen)
+            except BudgetExhaustedError as error:
+                complete = False
+                report.deferred = error.retry_after or 0.0
+                log.info("poll deferred: %s", error.user_message())
+                break
             except CloudflareError as error:
                 complete = False
                 report.errors.append(f"list {status}: {error.user_message()}")
@@ -212,6 +231,9 @@ class Tracker:
                     found.append(await self._client.get_job(job_id))
                 except NotFoundError:
                     gone.append(job_id)
+                except BudgetExhaustedError as error:
+                    report.deferred = error.retry_after or 0.0
+                    stop.set()
                 except CloudflareError as error:
                     report.errors.append(f"get {job_id}: {error.user_message()}")
                     if isinstance(error, RateLimitedError):
@@ -222,7 +244,10 @@ class Tracker:
         return found, gone
 
     def next_delay(self, report: TickReport) -> float:
-        """Return how long to wait before the next cycle: the poll interval, longer after failures."""
+        """Return how long to wait before the next cycle: the poll interval, longer after failures.
+
+        A cycle deferred for want of a budget slot is no failure: the next one comes at the interval.
+        """
         if not report.errors:
             return self._poll_seconds
         backoff = capped_exponential(self._poll_seconds, self._failures, cap=self._max_backoff)

@@ -12,10 +12,10 @@ from typing import Any, Literal
 from slack_sdk.web.async_client import AsyncWebClient
 
 from blocks.create_modal import build_loading_view
-from blocks.errors import build_cloudflare_error, build_error
+from blocks.errors import build_budget_spent, build_cloudflare_error, build_error
 from blocks.notice import build_notice, build_rate_limit_notice, rate_limit_text
 from bot.dedupe import current_request_key
-from bot.errors import CloudflareFailed, SweepError
+from bot.errors import CloudflareBudgetSpent, CloudflareFailed, SweepError
 from bot.followups import ErrorReporter, FollowUps, WaitReporter, Work
 from bot.jobs import JobService, PreviewUnusableError
 from bot.policy import Decision, Operation, Policy
@@ -127,6 +127,8 @@ def new_reference() -> str:
 
 def error_message(error: Exception) -> dict[str, Any]:
     """Return the message that tells a user what failed: Cloudflare's code and message, or a reference id."""
+    if isinstance(error, CloudflareBudgetSpent):  # Sweep held it back: not Cloudflare's refusal
+        return build_budget_spent(error.user_message())
     if isinstance(error, CloudflareFailed):
         return build_cloudflare_error(error.user_message())
     if isinstance(error, SweepError | ThrottledError | PreviewUnusableError):

@@ -4,7 +4,8 @@ Configured like Cloudflare's own SDK (token or email + global key, base URL, ret
 stricter where the SDK bites: requests are validated before anything is sent, a create is never
 blindly retried (the API has no idempotency key, so each create carries a request tag in its
 comment and an ambiguous failure is resolved by looking the tag up), and deprecated paging
-fields are never trusted.
+fields are never trusted. Given a `RequestBudget` (`bot.cloudflare.budget`), every request first
+takes a slot from it and every 429 is reported to it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from bot.backoff import capped_exponential
 from bot.cloudflare import errors
+from bot.cloudflare.budget import RequestBudget, budget_wait, request_priority, urgent
 from bot.cloudflare.models import (
     JOB_COMMENT_MAX,
     SEARCHABLE_DISPOSITIONS,
@@ -81,6 +83,8 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+#: The shortest wait before asking a budget that said no again (a slot due "now" at a boundary).
+_MIN_BUDGET_WAIT = 0.05
 
 
 def route_template(method: str, path: str) -> str:
@@ -135,7 +139,8 @@ class RetryPolicy:
     """When and how long to wait before trying a request again.
 
     `max_attempts` counts every try (first one included). A 429 asking to wait longer than
-    `max_retry_after` seconds is not waited for: the error is raised at once with `retry_after`.
+    `max_retry_after` seconds is not waited for: the error is raised at once with `retry_after`;
+    nor is a request budget slot further off than that (over one call's tries together).
     `jitter` is the fraction of a backoff delay that may be randomly shaved off (0 = none).
     `max_polls` bounds how often a 202 search answer is polled.
     """
@@ -169,6 +174,7 @@ class _CallState:
 
     attempts: int = 0
     ambiguous_failures: int = 0
+    budget_waited: float = 0.0  # seconds spent waiting for budget slots, over every try
 
 
 class _JobListBody(BaseModel):
@@ -280,6 +286,7 @@ class CloudflareClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_in_flight: int | None = None,
         observer: RequestObserver | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         if not account_id or len(account_id) > 32:
             raise ValueError("account_id must be 1 to 32 characters")
@@ -299,6 +306,7 @@ class CloudflareClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._observer = observer
+        self._budget = budget
         self.api_calls = 0
 
     @classmethod
@@ -341,6 +349,10 @@ class CloudflareClient:
         body = request.to_api(comment=self._stamp(request.comment, tag))
         if body.get("search_params", {}).get("detections_only") is None:
             raise errors.InvalidRequestError("search_params.detections_only must be chosen explicitly")
+        with urgent():
+            return await self._create(body, tag)
+
+    async def _create(self, body: dict[str, Any], tag: str) -> BulkJob:
         path = self._bulk_path()
         try:
             # The one retry loop, told that a try Cloudflare may have acted on must not be repeated:
@@ -419,16 +431,17 @@ class CloudflareClient:
         """Cancel a job and return it; a retried cancel that already took effect is a success."""
         job_id = _validate_job_id(job_id)
         state = _CallState()
-        try:
-            envelope = await self._call("POST", f"{self._bulk_path()}/{job_id}/cancel", state=state)
-        except errors.ConflictError:
-            if not state.ambiguous_failures:
+        with urgent():
+            try:
+                envelope = await self._call("POST", f"{self._bulk_path()}/{job_id}/cancel", state=state)
+            except errors.ConflictError:
+                if not state.ambiguous_failures:
+                    raise
+                # An earlier try may have cancelled it before failing: then the 409 is our own doing.
+                job = await self.get_job(job_id)
+                if job.status == "CANCELLED":
+                    return job
                 raise
-            # An earlier try may have cancelled it before failing: then the 409 is our own doing.
-            job = await self.get_job(job_id)
-            if job.status == "CANCELLED":
-                return job
-            raise
         return self._model(BulkJob, envelope.result, "job")
 
     async def delete_job(self, job_id: str) -> None:
@@ -436,7 +449,8 @@ class CloudflareClient:
         job_id = _validate_job_id(job_id)
         state = _CallState()
         try:
-            await self._call("DELETE", f"{self._bulk_path()}/{job_id}", state=state)
+            with urgent():
+                await self._call("DELETE", f"{self._bulk_path()}/{job_id}", state=state)
         except errors.NotFoundError:
             if not state.ambiguous_failures:
                 raise
@@ -472,13 +486,14 @@ class CloudflareClient:
         if pages < 1:
             raise errors.InvalidRequestError("pages must be at least 1")
         marker = tag_marker(request_tag)
-        for page in range(1, pages + 1):
-            batch = await self.list_jobs(page=page, per_page=per_page)
-            for job in batch.items:
-                if job.comment and marker in job.comment:
-                    return job
-            if len(batch.items) < per_page:
-                break
+        with urgent():  # it settles whether a create happened
+            for page in range(1, pages + 1):
+                batch = await self.list_jobs(page=page, per_page=per_page)
+                for job in batch.items:
+                    if job.comment and marker in job.comment:
+                        return job
+                if len(batch.items) < per_page:
+                    break
         return None
 
     # ---------------------------------------------------------------- investigate search
@@ -755,13 +770,49 @@ class CloudflareClient:
     async def _wait_rate_limit(self, exc: errors.RateLimitedError, attempt: int) -> None:
         """Wait out a 429 (or raise it), telling `rate_limit_hook` first how long the wait is."""
         delay = self._rate_limit_delay(exc, attempt)
+        await self._tell_wait(delay)
+        await self._sleep(delay)
+
+    @staticmethod
+    async def _tell_wait(delay: float) -> None:
         hook = rate_limit_hook.get()
         if hook is not None:
             try:
                 await hook(delay)
             except Exception:  # noqa: BLE001 - telling someone must never break the call itself
                 logger.warning("the rate-limit hook failed", exc_info=True)
-        await self._sleep(delay)
+
+    async def _report_rate_limit(self, exc: errors.RateLimitedError) -> None:
+        """Tell the budget about a 429 so every sender pauses; without Retry-After, wait its pause."""
+        if self._budget is None:
+            return
+        try:
+            pause = await self._budget.rate_limited(exc.retry_after)
+        except Exception:  # noqa: BLE001 - the budget's trouble must never hide Cloudflare's answer
+            logger.warning("could not record the rate limit in the request budget", exc_info=True)
+            return
+        if exc.retry_after is None:
+            exc.retry_after = pause
+
+    async def _take_slot(self, what: str, state: _CallState) -> None:
+        """Reserve one request in the budget, waiting up to the call's bound; raise when none comes."""
+        if self._budget is None:
+            return
+        priority = request_priority.get()
+        bound = budget_wait.get()
+        bound = self._retry.max_retry_after if bound is None else bound
+        while True:
+            reservation = await self._budget.reserve(priority)
+            if reservation.granted:
+                return
+            wait = max(reservation.wait, _MIN_BUDGET_WAIT)
+            if state.budget_waited + wait > bound:
+                logger.debug("%s not sent (%s request): %s", what, priority, reservation.reason)
+                raise errors.BudgetExhaustedError(reservation.reason, retry_after=reservation.wait)
+            logger.info("%s waits %.1f s for a %s budget slot: %s", what, wait, priority, reservation.reason)
+            await self._tell_wait(wait)
+            await self._sleep(wait)
+            state.budget_waited += wait
 
     async def _call(
         self,
@@ -784,12 +835,14 @@ class CloudflareClient:
         url = path_or_url if isinstance(path_or_url, httpx.URL) else self._url(path_or_url)
         what = f"{method} /{url.path.removeprefix(self._base_url.path)}"
         while True:
+            await self._take_slot(what, state)
             state.attempts += 1
             attempt = state.attempts
             try:
                 response = await self._send(method, url, params=params, json=json, attempt=attempt)
                 return self._unwrap(response, what, job_list=job_list)
             except errors.RateLimitedError as exc:
+                await self._report_rate_limit(exc)
                 await self._wait_rate_limit(exc, attempt)
             except (errors.ServerError, errors.TransportError) as exc:
                 if not self._nothing_sent(exc):

@@ -6,6 +6,7 @@ never a credential.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -96,6 +97,26 @@ class RateLimitedError(APIStatusError):
         if self.retry_after is not None:
             return f"{base} (rate limited: retry in {int(self.retry_after + 0.999)} s)"
         return f"{base} (rate limited)"
+
+
+class BudgetExhaustedError(RateLimitedError):
+    """Sweep did not send the request: the shared request budget has no slot for it in time.
+
+    Either Sweep's share of the account's Cloudflare budget is spent for now, or a 429 seen by any
+    replica paused them all. Nothing reached Cloudflare (`status` is None); `retry_after` says when
+    a slot may be free, `reason` what happened, in words for the user.
+    """
+
+    def __init__(self, reason: str, *, retry_after: float | None) -> None:
+        message = f"Sweep did not send this request to Cloudflare: {reason}"
+        super().__init__(message, status=None, retry_after=retry_after)
+        self.reason = reason
+
+    def user_message(self) -> str:
+        """Say that nothing was sent, why, and when to try again."""
+        if self.retry_after is None:
+            return self.message
+        return f"{self.message}; try again in {max(math.ceil(self.retry_after), 1)} s"
 
 
 class ServerError(APIStatusError):

@@ -2,7 +2,8 @@
 
 One schema (`schema.py`, SQLAlchemy Core) managed by Alembic revisions shipped in the package
 (`migrations/`); one module per aggregate behind a small Protocol (`jobs`, `intents`, `previews`,
-`audit`, `outbox`); `SqlStore` composes them over one engine: SQLite through aiosqlite (a path or
+`audit`, `outbox`, and `budget`: the Cloudflare request budget all replicas share); `SqlStore`
+composes them over one engine: SQLite through aiosqlite (a path or
 `sqlite+aiosqlite:///path`) or PostgreSQL through asyncpg (`postgresql+asyncpg://…`). Callers get
 models, never rows.
 
@@ -13,6 +14,7 @@ commit in one transaction, and each row's unique key means the same delivery is 
 from __future__ import annotations
 
 from bot.store.audit import AuditStore
+from bot.store.budget import BudgetReading, RequestBudgetStore, SqlRequestBudget
 from bot.store.db import BUSY_TIMEOUT_MS, database_url, display_url
 from bot.store.intents import IntentStore
 from bot.store.jobs import CardStore, JobStore
@@ -48,6 +50,7 @@ __all__ = [
     "GONE",
     "UNRESOLVED_INTENTS",
     "AuditStore",
+    "BudgetReading",
     "CardStore",
     "CreateIntent",
     "IntentState",
@@ -60,6 +63,8 @@ __all__ = [
     "PreviewRecord",
     "PreviewState",
     "PreviewStore",
+    "RequestBudgetStore",
+    "SqlRequestBudget",
     "SqlStore",
     "SqliteStore",
     "Store",

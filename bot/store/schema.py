@@ -196,3 +196,21 @@ seen_requests = Table(
     Column("at", Float, nullable=False),
 )
 Index("seen_requests_at", seen_requests.c.at)
+
+#: The shared Cloudflare request budget (revision 6): how many 30-second slices one row counts — the
+#: current one and the ten before it, so every 5 minutes fall inside the counted ones.
+BUDGET_SLICES = 11
+
+# One row per account, shared by every replica: a ring of request counts, slot `i` holding the newest
+# slice whose index is `i` modulo BUDGET_SLICES (`head` is the newest slice written; older entries are
+# void once they leave the window), and the pause a 429 started. Times are the database's clock.
+cloudflare_budget = Table(
+    "cloudflare_budget",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("head", Integer, nullable=False, server_default=text("0")),
+    *(Column(f"n{i}", Integer, nullable=False, server_default=text("0")) for i in range(BUDGET_SLICES)),
+    Column("paused_until", Float),  # epoch seconds: nothing is sent before then (a 429's Retry-After)
+    Column("checked_at", Float),  # epoch seconds of the latest reservation (what RETURNING reads)
+    Column("granted", Integer, nullable=False, server_default=text("0")),  # the latest reservation's answer
+)

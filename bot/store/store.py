@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import migrate as schema_steps
 from bot.store.audit import AuditStore, SqlAudit
+from bot.store.budget import SqlRequestBudget
 from bot.store.db import Database, create_engine
 from bot.store.intents import IntentStore, SqlIntents
 from bot.store.jobs import CardStore, JobStore, SqlJobs
@@ -57,6 +58,8 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
         self.outbox = SqlOutbox(db)
         #: Which replica polls (PostgreSQL: an advisory lock on its own connection; SQLite: always this one).
         self.poller_lease = PollerLease(db)
+        #: The Cloudflare request budget every replica on this database shares (`bot.budget` uses it).
+        self.request_budget = SqlRequestBudget(db)
 
     @classmethod
     def open(cls, target: str | Path) -> _Opener:
@@ -88,6 +91,7 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
     async def close(self) -> None:
         """Give up the poller lease and close the database."""
         await self.poller_lease.release()
+        await self.request_budget.close()
         await self.db.close()
 
     async def __aenter__(self) -> Self:

@@ -94,9 +94,18 @@ async def track(store: SqlStore, job: BulkJob, channel: str = "C1") -> None:
 # The schema this release ships: one migration step each. Adding a step must bump this on purpose.
 # Version 2 (issue 9): ambiguous creates, stored use-once previews, remembered Slack requests.
 # Version 3 (issue 11): a job-less outbox row may target a thread or a user.
-SHIPPED_SCHEMA_VERSION = 5
+# Version 6 (issue 13): the Cloudflare request budget every replica shares.
+SHIPPED_SCHEMA_VERSION = 6
 # Tables the README and DESIGN.md name (the audit log is `audit_log`, README "Security model").
-SHIPPED_TABLES = {"audit_log", "create_intents", "outbox", "tracked_jobs", "previews", "seen_requests"}
+SHIPPED_TABLES = {
+    "audit_log",
+    "create_intents",
+    "outbox",
+    "tracked_jobs",
+    "previews",
+    "seen_requests",
+    "cloudflare_budget",
+}
 
 
 async def test_open_migrates_once(store_url: str) -> None:

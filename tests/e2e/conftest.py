@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -158,6 +159,9 @@ def bot_env(
             "CLOUDFLARE_BASE_URL": sim_url,
             "SWEEP_DATABASE": str(database),
             "SWEEP_POLL_SECONDS": "0.3",
+            # Polling every 0.3 s is 30 times what Cloudflare's 1,200 per 5 minutes allows a 10 s
+            # poller: a budget that never binds here; tests of the budget set a small one themselves.
+            "SWEEP_CLOUDFLARE_BUDGET": "1000000",
             "SWEEP_OPERATORS": f"{OPERATOR},S0SOC",
             "SWEEP_CHANNELS": f"{CHANNEL},C0SECOND",
             "PYTHONUNBUFFERED": "1",
@@ -165,6 +169,16 @@ def bot_env(
     )
     env.update(extra or {})
     return env
+
+
+def lift_cloudflare_pause(database: Path) -> None:
+    """End the pause a 429 started in the bot's SQLite database, as if its Retry-After had passed.
+
+    A test that makes Cloudflare ask for a long wait (600 s) calls this afterwards, so the tests after
+    it in the module find Cloudflare usable again (the bot reads the pause from the database).
+    """
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as db, db:
+        db.execute("UPDATE cloudflare_budget SET paused_until = NULL")
 
 
 @contextlib.asynccontextmanager

@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     CHANNEL,
     OPERATOR,
     Stack,
+    lift_cloudflare_pause,
     open_stack,
     wait_until,
 )
@@ -55,11 +56,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)
 async def no_faults_left(stack: Stack) -> AsyncIterator[None]:
-    """Every test starts and ends with both fakes healthy."""
+    """Every test starts and ends with both fakes healthy (and no pause a 429 started left in force)."""
     await stack.sim.clear_faults()
     stack.slack.clear_faults()
     yield
     await stack.sim.clear_faults()
+    lift_cloudflare_pause(stack.database)
     stack.slack.clear_faults()
     stack.slack.state.missing_channels.clear()
 

@@ -20,7 +20,16 @@ import pytest
 
 from bot.devslack.modal import fill
 from bot.ids import DISMISS_VALUE, ActionId, BlockId, CallbackId
-from tests.e2e.conftest import ACCOUNT_ID, CF_TOKEN, CHANNEL, OPERATOR, STRANGER, Stack, wait_until
+from tests.e2e.conftest import (
+    ACCOUNT_ID,
+    CF_TOKEN,
+    CHANNEL,
+    OPERATOR,
+    STRANGER,
+    Stack,
+    lift_cloudflare_pause,
+    wait_until,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -425,6 +434,7 @@ async def test_a_cancel_cloudflare_refuses_reaches_the_user_and_the_audit_log(st
         answer = await reply_to(stack, OPERATOR, f"cancel {job_id}")
     finally:
         await stack.sim.set_faults({})
+        lift_cloudflare_pause(stack.database)  # the 600 s every replica would now wait
     shown = everything(answer)
     assert "10429" in shown and "retry in 600 s" in shown, shown
     row = await audited(stack, actor=OPERATOR, action="cancel", job_id=job_id)
@@ -452,6 +462,7 @@ async def test_a_create_cloudflare_refuses_is_reported_and_audited(stack: Stack)
         )
     finally:
         await stack.sim.set_faults({})
+        lift_cloudflare_pause(stack.database)  # the 600 s every replica would now wait
     assert refused[-1].replace_original and "retry in 600 s" in everything(refused[-1])
     row = await audited(stack, actor=OPERATOR, action="create", channel_id=CHANNEL)
     assert row["outcome"].startswith("error: ") and "10429" in row["outcome"]

@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     SIGNING_SECRET,
     STRANGER,
     Stack,
+    lift_cloudflare_pause,
     wait_until,
 )
 from tests.support import buttons, card_status  # also imported from here by other e2e modules
@@ -325,6 +326,7 @@ async def test_cloudflare_error_reaches_the_user_with_its_code(stack: Stack) -> 
         assert "rate limited" in everything(reply).lower()
     finally:
         await stack.sim.set_faults({})
+        lift_cloudflare_pause(stack.database)  # the 600 s every replica would now wait
 
 
 async def test_a_stranger_submitting_the_form_is_refused_after_the_ack(stack: Stack) -> None:

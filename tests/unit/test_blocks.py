@@ -22,7 +22,13 @@ from blocks.create_modal import (
     build_result_view,
     confirmation_word,
 )
-from blocks.errors import build_cloudflare_error, build_error, build_refusal, build_usage_error
+from blocks.errors import (
+    build_budget_spent,
+    build_cloudflare_error,
+    build_error,
+    build_refusal,
+    build_usage_error,
+)
 from blocks.help import build_help
 from blocks.job_card import (
     auto_cancel_line,
@@ -604,6 +610,8 @@ def test_errors_and_refusals_are_valid_and_escaped() -> None:
         build_refusal(EVIL),
         build_cloudflare_error(f"Cloudflare error (HTTP 400) 1001: {EVIL}"),
         build_cloudflare_error(HUGE),
+        build_budget_spent(f"Sweep did not send this request to Cloudflare: {EVIL}"),
+        build_budget_spent(HUGE),
     ):
         check_message(message)
         assert_escaped(message)
@@ -1101,6 +1109,7 @@ def test_a_list_and_previews_show_no_invisible_character_from_cloudflare() -> No
 def test_errors_notices_and_status_views_show_no_invisible_character() -> None:
     for payload in (
         build_cloudflare_error(f"1000{HIDDEN}: {HOSTILE}"),
+        build_budget_spent(HOSTILE),
         build_error(HOSTILE, reference="ref\u202e1"),
         build_refusal(HOSTILE),
         build_notice(HOSTILE),

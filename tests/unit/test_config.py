@@ -55,6 +55,8 @@ def test_defaults_are_the_readmes() -> None:
         policy.ttl == timedelta(hours=1) and policy.margin_percent == 10 and policy.internal_domains == set()
     )
     assert settings.sweep_max_active_jobs == 20
+    # Issue 13: Cloudflare's 1,200 requests per 5 minutes per token.
+    assert settings.sweep_cloudflare_budget == 1200
 
 
 def test_the_approval_policy_as_configured() -> None:
@@ -81,6 +83,7 @@ def test_examples_from_the_readme_are_accepted(tmp_path: Path) -> None:
         "SWEEP_DATABASE": str(tmp_path / "sweep.db"),
         "SWEEP_POLL_SECONDS": "5",
         "SWEEP_CLOUDFLARE_TIMEOUT": "20",
+        "SWEEP_CLOUDFLARE_BUDGET": "600",
         "SWEEP_CHANNELS": "C0INCIDENT, C0SOC",
         "SWEEP_LOG_LEVEL": "debug",
         "PORT": "8080",
@@ -91,6 +94,7 @@ def test_examples_from_the_readme_are_accepted(tmp_path: Path) -> None:
     assert load_settings(env).cloudflare.base_url == "http://127.0.0.1:8787/client/v4"
     assert settings.channels == {"C0INCIDENT", "C0SOC"}
     assert settings.sweep_log_level == "DEBUG"
+    assert settings.sweep_cloudflare_budget == 600
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     for host in ("::", "sweep.internal.example", "localhost"):
         assert load_settings({**GOOD, "HOST": host}).settings.host == host
@@ -133,6 +137,16 @@ def test_empty_values_count_as_unset() -> None:
             "SWEEP_CLOUDFLARE_TIMEOUT must be a number of seconds above 0, at most 300, not '301'",
         ),
         ({"PORT": "abc"}, "PORT must be a whole number from 0 to 65535, not 'abc'"),
+        (
+            {"SWEEP_CLOUDFLARE_BUDGET": "9"},
+            "SWEEP_CLOUDFLARE_BUDGET must be a whole number of requests per 5 minutes from 10 to 1000000, "
+            "not '9'",
+        ),
+        (
+            {"SWEEP_CLOUDFLARE_BUDGET": "lots"},
+            "SWEEP_CLOUDFLARE_BUDGET must be a whole number of requests per 5 minutes from 10 to 1000000, "
+            "not 'lots'",
+        ),
         (
             {"SWEEP_READS_PER_USER": "0"},
             "SWEEP_READS_PER_USER must be a whole number of requests from 1 to 100000, not '0'",

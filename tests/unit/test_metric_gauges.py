@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.budget import BudgetSnapshot
+from bot.cloudflare.budget import Priority
 from bot.cloudflare.client import route_template
 from bot.metrics import SweepMetrics, surface_of
 from bot.throttle import BudgetKind, RequestBudgets, budget_windows
@@ -68,3 +70,43 @@ def test_two_runtimes_in_one_process_do_not_collide() -> None:
     first.observe_ack("slash_command", 0.01)
     assert first.registry.get_sample_value("sweep_ack_seconds_count", {"surface": "slash_command"}) == 1
     assert second.registry.get_sample_value("sweep_ack_seconds_count", {"surface": "slash_command"}) == 0
+
+
+class SharedBudgetReading:
+    """A `BudgetSource` reading as the shared budget would give it (its own tests are on real databases)."""
+
+    def __init__(self, snapshot: BudgetSnapshot | None) -> None:
+        self.snapshot_to_give = snapshot
+
+    async def snapshot(self) -> BudgetSnapshot:
+        if self.snapshot_to_give is None:
+            raise ConnectionError("database down")
+        return self.snapshot_to_give
+
+
+async def test_the_shared_cloudflare_budget_left_and_its_pause() -> None:
+    now = [100.0]
+    metrics = SweepMetrics(clock=lambda: now[0])
+    source = SharedBudgetReading(
+        BudgetSnapshot(used=700, left={Priority.URGENT: 260, Priority.ROUTINE: 20}, pause_seconds=42.0)
+    )
+    metrics.watch(shared_budget=source)
+    metrics.observe_reservation(Priority.ROUTINE, True)
+    metrics.observe_reservation(Priority.ROUTINE, False)
+    metrics.observe_reservation(Priority.URGENT, True)
+    samples = _samples(metrics, await metrics.render())
+    assert samples[("sweep_cloudflare_requests_left", (("priority", "urgent"),))] == 260
+    assert samples[("sweep_cloudflare_requests_left", (("priority", "routine"),))] == 20
+    # A 429 another replica saw shows here too: the pause is the shared one.
+    assert samples[("sweep_cloudflare_rate_limit_pause_seconds", ())] == 42
+    reservations = "sweep_cloudflare_budget_reservations_total"
+    assert samples[(reservations, (("outcome", "granted"), ("priority", "routine")))] == 1
+    assert samples[(reservations, (("outcome", "refused"), ("priority", "routine")))] == 1
+    assert samples[(reservations, (("outcome", "granted"), ("priority", "urgent")))] == 1
+    assert samples[(reservations, (("outcome", "refused"), ("priority", "urgent")))] == 0
+    # This replica's own, longer 429 wins; an unreadable budget leaves its gauge out, the scrape answers.
+    metrics.observe_cloudflare("GET /accounts/{account_id}/email-security/investigate/bulk", "429", 90.0)
+    source.snapshot_to_give = None
+    samples = _samples(metrics, await metrics.render())
+    assert not [key for key in samples if key[0] == "sweep_cloudflare_requests_left"]
+    assert samples[("sweep_cloudflare_rate_limit_pause_seconds", ())] == 90
