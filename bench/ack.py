@@ -2,9 +2,12 @@
 
 Sends signed requests — `/sweep help`, `/sweep list`, a Cancel button click and a create-modal
 submission — at 1, 10 and 50 concurrent requests to `sweep-bot serve --http`, then the same load
-to a bare Bolt AsyncApp, and prints p50/p99 latency, throughput and Sweep/bare ratios.
+to a bare Bolt AsyncApp, and prints p50/p99 latency, throughput and Sweep/bare ratios — for Sweep
+on each store backend in the same run (SQLite, and PostgreSQL in a database of its own made on
+`--postgres-server` and dropped afterwards), with PostgreSQL/SQLite ratios in the closing note.
 
     python bench/ack.py [--requests 300] [--rounds 5] [--concurrency 1 10 50] [--only "/sweep list"]
+                        [--backends sqlite postgresql] [--postgres-server URL]
 
 Fairness: every request body is built up front in this process (trigger ids and response URLs
 registered with the local Slack, one freshly opened modal per submission), then a separate
@@ -17,16 +20,22 @@ Two ceilings: the bare app run as Sweep runs (`process_before_response=True`: th
 when the listener returns), and the same app with Bolt's defaults ("stock"), whose answer waits
 for Bolt's next 10 ms poll for ack(). The target is measured against the first, the stricter one.
 
-Each cell runs `--rounds` rounds, alternating Sweep and the bare apps, each round preceded by the
-same warm-up; latencies are pooled over the rounds (a p99 over 1,500 samples rather than 300).
-After each Sweep round the script waits until Sweep's after-ack work is finished (its /healthz
-counters) and reports how long that took, so a fast ack never hides slow follow-through.
+Each cell runs `--rounds` rounds, alternating Sweep (one process per backend, each with its own
+simulator and local Slack) and the bare apps, each round preceded by the same warm-up; latencies
+are pooled over the rounds (a p99 over 1,500 samples rather than 300). After each Sweep round
+the script waits until Sweep's after-ack work is finished (its /healthz counters) and reports how
+long that took, so a fast ack never hides slow follow-through.
+
+On PostgreSQL part of the work moves out of Sweep's process into the server's: `db` is the CPU
+time of the server's backends connected to Sweep's database during the burst (from /proc: the
+server must run on this machine; its shared WAL writer and checkpointer are not counted).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -44,14 +53,19 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._stack import (  # noqa: E402
+    BACKENDS,
     CHANNEL,
     OPERATOR,
+    POSTGRES_SERVER,
     ROOT,
     SECRET,
+    BenchDatabase,
+    Stack,
     cpu_seconds,
     free_port,
     percentile,
     pinned_to_server_cpu,
+    postgres_database,
     process,
     sweep_stack,
 )
@@ -69,7 +83,7 @@ JOB_ID = "00000000-0000-4000-8000-000000000001"
 BENCH_FORM_ID = "bench-form-000000000001"
 
 
-async def open_bench_form(database: Path) -> None:
+async def open_bench_form(database: str | Path) -> None:
     """Record the create form every modal submission of the benchmark comes from (as `/sweep new` does)."""
     now = datetime.now(UTC)
     async with SqlStore.open(database) as store:
@@ -138,10 +152,15 @@ async def build_bodies(url: str, slack: RunningFakeSlack, request: Request, coun
 
 
 async def fire(
-    url: str, bodies: list[str], concurrency: int, server_pid: int | None = None
+    url: str,
+    bodies: list[str],
+    concurrency: int,
+    server_pid: int | None = None,
+    db_pids: list[int] | None = None,
 ) -> dict[str, Any]:
     """Post `bodies` (signed now) `concurrency` at a time; return latencies, statuses, wall time and
-    the server's CPU time (s) when the first request went out and when the last answer came back."""
+    the server's CPU time (s) when the first request went out and when the last answer came back
+    (and the summed CPU time of the database server processes `db_pids`, likewise)."""
     latencies: list[float] = []
     statuses: list[int] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -167,22 +186,26 @@ async def fire(
                 statuses.append(response.status)
 
         cpu_start = cpu_seconds(server_pid) if server_pid else float("nan")
+        db_start = {pid: cpu_seconds(pid) for pid in db_pids or []}
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
         cpu_end = cpu_seconds(server_pid) if server_pid else float("nan")
+        db_end = {pid: cpu_seconds(pid) for pid in db_pids or []}
     return {
         "latencies": latencies,
         "statuses": statuses,
         "wall": wall,
         "server_cpu_start": cpu_start,
         "server_cpu_end": cpu_end,
+        "db_cpu_start": sum(db_start.values()),
+        "db_cpu_end": sum(db_end.values()),
     }
 
 
 async def _fire_cell(cell: dict[str, Any]) -> dict[str, Any]:
     await fire(cell["url"], cell["warmup"], min(cell["level"], 2))
-    return await fire(cell["url"], cell["bodies"], cell["level"], cell["server_pid"])
+    return await fire(cell["url"], cell["bodies"], cell["level"], cell["server_pid"], cell.get("db_pids"))
 
 
 def _run_load_generator(cell: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +236,7 @@ def _figures(rounds: list[dict[str, Any]]) -> dict[str, float]:
         "rps": len(latencies) / sum(result["wall"] for result in rounds),
         "failures": float(sum(status != 200 for status in statuses)),
         "cpu_us": sum(r["server_cpu_end"] - r["server_cpu_start"] for r in rounds) / len(latencies) * 1e6,
+        "db_us": sum(r.get("db_cpu", float("nan")) for r in rounds) / len(latencies) * 1e6,
     }
 
 
@@ -242,13 +266,35 @@ async def wait_for_follow_ups(
 
 
 async def main(
-    requests: int, levels: list[int], rounds: int = 5, only: list[str] | None = None, pin: bool = False
+    requests: int,
+    levels: list[int],
+    rounds: int = 5,
+    only: list[str] | None = None,
+    pin: bool = False,
+    backends: tuple[str, ...] | list[str] = BACKENDS,
+    postgres_server: str = POSTGRES_SERVER,
 ) -> None:
-    """Run the benchmark and print the tables."""
+    """Run the benchmark (Sweep once per backend) and print the tables."""
     samples: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-    follow_ups: dict[tuple[str, int], list[dict[str, float]]] = {}
-    async with sweep_stack(pin=pin) as stack, httpx.AsyncClient() as health:
-        await open_bench_form(stack.database)
+    follow_ups: dict[tuple[str, str, int], list[dict[str, float]]] = {}
+    async with contextlib.AsyncExitStack() as running:
+        health = await running.enter_async_context(httpx.AsyncClient())
+        stacks: dict[str, Stack] = {}
+        databases: dict[str, BenchDatabase] = {}
+        # SWEEP_BENCH_PROFILE (see bench/_stack.py) names one file per Sweep process: <file>.<backend>.
+        profile = os.environ.get("SWEEP_BENCH_PROFILE") if len(backends) > 1 else None
+        for backend in backends:
+            url = None
+            if backend == "postgresql":  # a database of its own, dropped after Sweep stops
+                databases[backend] = await running.enter_async_context(postgres_database(postgres_server))
+                url = str(databases[backend].target)
+            profile_to = f"{profile}.{backend}" if profile else None
+            stacks[backend] = await running.enter_async_context(
+                sweep_stack(pin=pin, database_url=url, profile_to=profile_to)
+            )
+            await open_bench_form(stacks[backend].database)
+        # The bare apps' bodies are built with the first stack's local Slack (they never call it).
+        stack = next(iter(stacks.values()))
         bare_port, stock_port = free_port(), free_port()
         bare_args = [*pinned_to_server_cpu(pin), sys.executable, "bench/bare_app.py"]
         bare_args += [str(bare_port), SECRET, stack.slack.api_url]
@@ -259,31 +305,49 @@ async def main(
             process(bare_args, dict(os.environ), bare_url) as bare,
             process(stock_args, dict(os.environ), stock_url) as stock,
         ):
-            targets = {"sweep": stack.events_url, "bare": bare_url, "stock": stock_url}
-            pids = {"sweep": stack.bot.pid, "bare": bare.pid, "stock": stock.pid}
+            # Sweep's targets are named by backend; each has its own local Slack and /healthz.
+            targets = {backend: sweep.events_url for backend, sweep in stacks.items()}
+            targets |= {"bare": bare_url, "stock": stock_url}
+            pids = {backend: sweep.bot.pid for backend, sweep in stacks.items()}
+            pids |= {"bare": bare.pid, "stock": stock.pid}
             chosen = {k: v for k, v in scenarios().items() if not only or k in only}
             for name, request in chosen.items():
                 for level in levels:
                     for _ in range(rounds):
-                        for target, url in targets.items():  # interleaved: both see the same conditions
-                            bodies = await build_bodies(url, stack.slack, request, WARMUP + requests)
+                        for target, url in targets.items():  # interleaved: all see the same conditions
+                            sweep = stacks.get(target)
+                            slack = (sweep or stack).slack
+                            bodies = await build_bodies(url, slack, request, WARMUP + requests)
+                            database = databases.get(target)
+                            db_before = await database.server_cpu() if database else {}
                             cell = {
                                 "url": url,
                                 "warmup": bodies[:WARMUP],
                                 "bodies": bodies[WARMUP:],
                                 "level": level,
                                 "server_pid": pids[target],
+                                "db_pids": list(db_before),
                             }
-                            before = await follow_up_counters(health, stack.health_url)
+                            if sweep is not None:
+                                before = await follow_up_counters(health, sweep.health_url)
                             # The local Slack and simulator keep serving Sweep while the generator runs.
                             result = await asyncio.to_thread(_run_load_generator, cell)
+                            if database is not None:
+                                result["db_cpu"] = await _db_cpu(database, db_before, result)
                             samples.setdefault((target, name, level), []).append(result)
-                            if target == "sweep":
+                            if sweep is not None:
                                 # Each round starts with no after-ack work left over from the last one.
-                                drained = await wait_for_follow_ups(health, stack.health_url, before)
+                                drained = await wait_for_follow_ups(health, sweep.health_url, before)
                                 drained["cpu"] = cpu_seconds(pids[target]) - result["server_cpu_end"]
-                                follow_ups.setdefault((name, level), []).append(drained)
-    _print_tables(requests, rounds, levels, samples, follow_ups)
+                                follow_ups.setdefault((target, name, level), []).append(drained)
+    _print_tables(requests, rounds, levels, samples, follow_ups, list(stacks))
+
+
+async def _db_cpu(database: BenchDatabase, before: dict[int, float], result: dict[str, Any]) -> float:
+    """Return the database server's CPU time during a cell's burst: its backends' from the load
+    generator's readings, plus all of any backend the pool opened meanwhile (a slight overcount)."""
+    born = sum(cpu for pid, cpu in (await database.server_cpu()).items() if pid not in before)
+    return float(result["db_cpu_end"] - result["db_cpu_start"] + born)
 
 
 def _print_tables(
@@ -291,7 +355,8 @@ def _print_tables(
     rounds: int,
     levels: list[int],
     samples: dict[tuple[str, str, int], list[dict[str, Any]]],
-    follow_ups: dict[tuple[str, int], list[dict[str, float]]],
+    follow_ups: dict[tuple[str, str, int], list[dict[str, float]]],
+    backends: list[str],
 ) -> None:
     print(
         f"Ack latency: {rounds} rounds of {requests} signed requests per cell, pooled (ms; rps = requests\n"
@@ -299,6 +364,29 @@ def _print_tables(
         "bare = a Bolt app that only acks, run as Sweep is (process_before_response); ratio = Sweep\n"
         "p99 / bare p99. stock = the same app with Bolt's defaults (its answer waits for a 10 ms ack poll)."
     )
+    for backend in backends:
+        _print_backend(backend, levels, samples)
+    print()
+    print("Sweep's after-ack work (follow-ups), every round's warm-up included: how many finished, how")
+    print("many reported a failure to the user, the slowest round's time from its last ack to its last")
+    print("follow-up, and Sweep's CPU time per follow-up after the burst (microseconds)")
+    header = f"{'request':<14}{'conc':>5} {'backend':<11}| {'done':>6} {'failed':>6} "
+    print(header + f"{'finished after s':>17} {'cpu':>6}")
+    for (backend, name, level), drains in follow_ups.items():
+        done = sum(d["done"] for d in drains)
+        failed = sum(d["failed"] for d in drains)
+        slowest = max(d["drain"] for d in drains)
+        cpu = sum(d["cpu"] for d in drains) / done * 1e6 if done else 0.0
+        print(f"{name:<14}{level:>5} {backend:<11}| {done:>6.0f} {failed:>6.0f} {slowest:>17.2f} {cpu:>6.0f}")
+    if "sqlite" in backends and "postgresql" in backends:
+        _print_comparison(levels, samples)
+
+
+def _print_backend(
+    backend: str, levels: list[int], samples: dict[tuple[str, str, int], list[dict[str, Any]]]
+) -> None:
+    """Print Sweep on one backend against the bare apps."""
+    print(f"\nSweep on {backend}")
     header = f"{'request':<14}{'conc':>5} | {'sweep p50':>9} {'p99':>7} {'rps':>6} {'cpu':>5} | "
     header += (
         f"{'bare p50':>8} {'p99':>7} {'rps':>6} {'cpu':>5} | {'ratio':>5} | {'stock p99':>9} {'ratio':>5}"
@@ -307,9 +395,9 @@ def _print_tables(
     print("-" * len(header))
     for name in scenarios():
         for level in levels:
-            if ("sweep", name, level) not in samples:
+            if (backend, name, level) not in samples:
                 continue
-            sweep, bare = _figures(samples[("sweep", name, level)]), _figures(samples[("bare", name, level)])
+            sweep, bare = _figures(samples[(backend, name, level)]), _figures(samples[("bare", name, level)])
             stock = _figures(samples[("stock", name, level)])
             ratio = sweep["p99"] / bare["p99"] if bare["p99"] else float("nan")
             stock_ratio = sweep["p99"] / stock["p99"] if stock["p99"] else float("nan")
@@ -320,17 +408,42 @@ def _print_tables(
             if any(failures.values()):
                 line += "  (non-200: " + ", ".join(f"{k} {v:.0f}" for k, v in failures.items()) + ")"
             print(line)
+
+
+def _print_comparison(levels: list[int], samples: dict[tuple[str, str, int], list[dict[str, Any]]]) -> None:
+    """The closing note: Sweep on PostgreSQL beside Sweep on SQLite, and each against the bare app."""
     print()
-    print("Sweep's after-ack work (follow-ups), every round's warm-up included: how many finished, how")
-    print("many reported a failure to the user, the slowest round's time from its last ack to its last")
-    print("follow-up, and Sweep's CPU time per follow-up after the burst (microseconds)")
-    print(f"{'request':<14}{'conc':>5} | {'done':>6} {'failed':>6} {'finished after s':>17} {'cpu':>6}")
-    for (name, level), drains in follow_ups.items():
-        done = sum(d["done"] for d in drains)
-        failed = sum(d["failed"] for d in drains)
-        slowest = max(d["drain"] for d in drains)
-        cpu = sum(d["cpu"] for d in drains) / done * 1e6 if done else 0.0
-        print(f"{name:<14}{level:>5} | {done:>6.0f} {failed:>6.0f} {slowest:>17.2f} {cpu:>6.0f}")
+    print("PostgreSQL beside SQLite (ms; PG/SQLite = PostgreSQL's figure / SQLite's; /bare = p99 / bare")
+    print("p99; cpu = Sweep's CPU per request (us), db = PostgreSQL's backends' CPU per request (us),")
+    print("both during the burst: on SQLite the database's work is inside Sweep's cpu)")
+    header = f"{'request':<14}{'conc':>5} | {'sqlite p50':>10} {'p99':>6} {'cpu':>5} | "
+    header += (
+        f"{'pg p50':>6} {'p99':>6} {'cpu':>5} {'db':>5} | {'PG/SQLite p50':>13} {'p99':>5} {'rps':>5} | "
+    )
+    header += f"{'sqlite/bare':>11} {'pg/bare':>7}"
+    print(header)
+    print("-" * len(header))
+    for name in scenarios():
+        for level in levels:
+            if ("sqlite", name, level) not in samples or ("postgresql", name, level) not in samples:
+                continue
+            lite, pg = (
+                _figures(samples[("sqlite", name, level)]),
+                _figures(samples[("postgresql", name, level)]),
+            )
+            bare = _figures(samples[("bare", name, level)])
+            line = (
+                f"{name:<14}{level:>5} | {lite['p50']:>10.1f} {lite['p99']:>6.1f} {lite['cpu_us']:>5.0f} | "
+            )
+            line += f"{pg['p50']:>6.1f} {pg['p99']:>6.1f} {pg['cpu_us']:>5.0f} {pg['db_us']:>5.0f} | "
+            line += f"{_ratio(pg['p50'], lite['p50']):>13.2f} {_ratio(pg['p99'], lite['p99']):>5.2f} "
+            line += f"{_ratio(pg['rps'], lite['rps']):>5.2f} | "
+            line += f"{_ratio(lite['p99'], bare['p99']):>11.2f} {_ratio(pg['p99'], bare['p99']):>7.2f}"
+            print(line)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else float("nan")
 
 
 def _args(argv: list[str] | None = None) -> Any:
@@ -342,6 +455,18 @@ def _args(argv: list[str] | None = None) -> Any:
         "--pin", action="store_true", help="run the server under test alone on the last CPU (taskset)"
     )
     parser.add_argument("--only", nargs="+", help='measure only these requests, e.g. --only "/sweep list"')
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=BACKENDS,
+        default=list(BACKENDS),
+        help="Sweep's store, one process each",
+    )
+    parser.add_argument(
+        "--postgres-server",
+        default=POSTGRES_SERVER,
+        help="PostgreSQL server to make the run's database on (default %(default)s)",
+    )
     parser.add_argument("--fire", help=argparse.SUPPRESS)  # internal: run one cell's load generator
     return parser.parse_args(argv)
 
@@ -355,5 +480,13 @@ if __name__ == "__main__":
         print(json.dumps(figures))
     else:
         asyncio.run(
-            main(arguments.requests, arguments.concurrency, arguments.rounds, arguments.only, arguments.pin)
+            main(
+                arguments.requests,
+                arguments.concurrency,
+                arguments.rounds,
+                arguments.only,
+                arguments.pin,
+                arguments.backends,
+                arguments.postgres_server,
+            )
         )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import ColumnElement, Table, Text, any_, bindparam, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -137,6 +138,19 @@ def insert(conn: AsyncConnection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Sequence[str]) -> ColumnElement[bool]:
+    """Return "`column` is one of `values`", bound as one parameter however many values there are.
+
+    PostgreSQL: `= ANY($1::TEXT[])`; SQLite: `IN (SELECT value FROM json_each(?))`. One statement
+    and one round trip for 10,000 ids, with no placeholder per value to render on every execution
+    (an expanding `IN` costs more to compile than to run) and no parameter limit to chunk under.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("one_of", list(values), type_=postgresql.ARRAY(Text)))
+    members = func.json_each(bindparam("one_of", json.dumps(list(values)), type_=Text)).table_valued("value")
+    return column.in_(select(members.c.value))
 
 
 def utc(value: datetime) -> datetime:

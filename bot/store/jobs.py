@@ -19,7 +19,7 @@ from bot.cloudflare.models import BulkJob, SearchParams, is_known_count, is_term
 from bot.models import SWEEP_ACTOR, AuditAction, AuditEntry, Overshoot, TrackedJob
 from bot.store import outbox as rows
 from bot.store.audit import append as append_audit
-from bot.store.db import Database, insert, iso, now_iso
+from bot.store.db import Database, insert, iso, now_iso, one_of
 from bot.store.models import AUTO_CANCEL_KEY, CARD_KEY, GONE, OutboxKind, Transition, transition_key
 from bot.store.schema import outbox, tracked_jobs
 
@@ -38,8 +38,6 @@ STATE_COLUMNS = (
 )
 #: Statuses in which a job past its agreed maximum is cancelled (it may still discover or act).
 OVERSHOOT_STATUSES = frozenset({"PENDING", "DISCOVERING", "PROCESSING"})
-# Ids per `IN (…)` when reading stored states: well under every backend's parameter limit.
-_CHUNK = 500
 
 
 class JobStore(Protocol):
@@ -191,13 +189,12 @@ def payload_state(job: BulkJob) -> dict[str, Any]:
 
 
 _SELECT_JOB = select(*_MODEL_COLUMNS)
+# Read for the ids of a batch of snapshots (`one_of`: one statement whatever their number).
 _SELECT_STATES = select(
     tracked_jobs.c.job_id, *(tracked_jobs.c[name] for name in STATE_COLUMNS), tracked_jobs.c.gone
-).where(tracked_jobs.c.job_id.in_(bindparam("ids", expanding=True)))
+)
 _SELECT_AGREED = select(tracked_jobs.c.job_id, tracked_jobs.c.agreed_max).where(
-    tracked_jobs.c.job_id.in_(bindparam("ids", expanding=True)),
-    tracked_jobs.c.agreed_max.is_not(None),
-    tracked_jobs.c.terminal == 0,
+    tracked_jobs.c.agreed_max.is_not(None), tracked_jobs.c.terminal == 0
 )
 _UPDATE_STATE = (
     update(tracked_jobs)
@@ -229,11 +226,8 @@ async def apply(conn: AsyncConnection, jobs: Sequence[BulkJob], *, now: datetime
     updates: list[dict[str, Any]] = []
     replies: list[dict[str, Any]] = []
     changed: list[str] = []
-    ids = list(latest)
-    stored: dict[str, tuple[Any, ...]] = {}
-    for start in range(0, len(ids), _CHUNK):
-        result = await conn.execute(_SELECT_STATES, {"ids": ids[start : start + _CHUNK]})
-        stored.update((row[0], tuple(row)) for row in result)
+    query = _SELECT_STATES.where(one_of(conn, tracked_jobs.c.job_id, list(latest)))
+    stored = {row[0]: tuple(row) for row in await conn.execute(query)}
     for job_id, job in latest.items():
         row = stored.get(job_id)
         if row is None:
@@ -330,7 +324,7 @@ class SqlJobs:
 
         Untracked and unchanged jobs are ignored. A status change queues one thread reply
         (keyed by the transition) and re-arms the card update; a counter change re-arms the card.
-        Bulk statements only: one read per 500 ids, then one executemany per kind of write.
+        Bulk statements only: one read for all the ids, then one executemany per kind of write.
         """
         if not jobs:
             return []
@@ -342,15 +336,13 @@ class SqlJobs:
         running = {job.job_id: job for job in jobs if str(job.status) in OVERSHOOT_STATUSES}
         if not running:
             return []
-        ids = list(running)
         found: list[Overshoot] = []
         async with self._db.read() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                result = await conn.execute(_SELECT_AGREED, {"ids": ids[start : start + _CHUNK]})
-                for job_id, agreed_max in result:
-                    discovered = running[job_id].total_messages_discovered
-                    if is_known_count(discovered) and discovered > agreed_max:
-                        found.append(Overshoot(job_id=job_id, discovered=discovered, agreed_max=agreed_max))
+            query = _SELECT_AGREED.where(one_of(conn, tracked_jobs.c.job_id, list(running)))
+            for job_id, agreed_max in await conn.execute(query):
+                discovered = running[job_id].total_messages_discovered
+                if is_known_count(discovered) and discovered > agreed_max:
+                    found.append(Overshoot(job_id=job_id, discovered=discovered, agreed_max=agreed_max))
         return found
 
     async def record_auto_cancel(

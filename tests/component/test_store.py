@@ -22,7 +22,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from bot.cloudflare.models import BulkJob, CreateJobRequest
-from bot.models import AuditEntry
+from bot.models import AuditEntry, TrackedJob
 from bot.store import (
     IntentState,
     OutboxKind,
@@ -34,6 +34,7 @@ from bot.store import (
     migrate,
     open_store,
 )
+from bot.store.jobs import insert_tracked
 from bot.store.schema import metadata
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -89,6 +90,13 @@ async def raw_execute(url: str, sql: str) -> None:
 
 async def track(store: SqlStore, job: BulkJob, channel: str = "C1") -> None:
     await store.track_existing(job, account_id="acc", requester="U1", channel_id=channel, now=T0)
+
+
+def tracked_job(job_id: str, *, agreed_max: int | None = None) -> TrackedJob:
+    """Return a PENDING job as Sweep tracks it (`agreed_max`: as if created from a preview)."""
+    return TrackedJob.from_job(
+        make_job(job_id), account_id="acc", now=T0, requester="U1", channel_id="C1", agreed_max=agreed_max
+    )
 
 
 # The schema this release ships: one migration step each. Adding a step must bump this on purpose.
@@ -250,6 +258,78 @@ async def test_apply_snapshots_many_jobs_in_one_call(store: SqlStore) -> None:
     transitions = await store.apply_snapshots(moved, now=T0)
     assert len(transitions) == 400
     assert set((await store.active_statuses()).values()) == {"PROCESSING"}
+
+
+# Ids a job id column must take as they are (the bulk reads bind every id in one parameter).
+ODD_IDS = ["job-'single'", 'job-"double"', "job-ü-\\-[1]", "job-,{}"]
+
+
+async def test_apply_snapshots_of_thousands_of_jobs_changes_exactly_the_changed_ones(store: SqlStore) -> None:
+    ids = [f"job-{i:05d}" for i in range(1_500)] + ODD_IDS
+    tracked = ids[:1_200] + ODD_IDS  # the rest are snapshots of jobs Sweep does not track
+    async with store.db.begin() as conn:
+        for job_id in tracked:
+            await insert_tracked(conn, tracked_job(job_id), now=T0)
+    moved = set(ids[0:1_200:7]) | {ODD_IDS[0]}  # PENDING -> DISCOVERING: a reply and a card update
+    counted = set(ids[3:1_200:11]) - moved | {ODD_IDS[1]}  # counters only: a card update
+    snapshots = [
+        make_job(job_id, status="DISCOVERING", total_messages_discovered=3)
+        if job_id in moved
+        else make_job(job_id, total_messages_discovered=2)
+        if job_id in counted
+        else make_job(job_id)
+        for job_id in ids
+    ]
+    before = (await store.counts())["outbox"]
+
+    transitions = await store.apply_snapshots(snapshots, now=T0 + timedelta(seconds=10))
+
+    assert sorted(t.job_id for t in transitions) == sorted(moved)
+    assert {(t.previous_status, t.status) for t in transitions} == {("PENDING", "DISCOVERING")}
+    assert (await store.counts())["outbox"] - before == 2 * len(moved) + len(counted)
+    statuses = await store.active_statuses()
+    assert set(statuses) == set(tracked)
+    assert {job_id for job_id, status in statuses.items() if status == "DISCOVERING"} == moved
+    for job_id in (ODD_IDS[0], ODD_IDS[1], ODD_IDS[2], ids[1]):
+        kinds = {r.kind for r in await store.list_outbox(job_id)}
+        expected = {OutboxKind.CARD_POST}
+        if job_id in moved | counted:
+            expected.add(OutboxKind.CARD_UPDATE)
+        if job_id in moved:
+            expected.add(OutboxKind.TRANSITION)
+        assert kinds == expected, job_id
+    # The same snapshots again: nothing changed, nothing queued.
+    assert await store.apply_snapshots(snapshots, now=T0 + timedelta(seconds=20)) == []
+    assert (await store.counts())["outbox"] - before == 2 * len(moved) + len(counted)
+
+
+async def test_overshoots_among_thousands_of_snapshots_are_the_running_jobs_past_their_maximum(
+    store: SqlStore,
+) -> None:
+    ids = [f"job-{i:05d}" for i in range(1_500)] + ODD_IDS
+    agreed = {job_id: 10 for job_id in ids[:1_200:3] + ODD_IDS}  # created from a preview: a maximum
+    async with store.db.begin() as conn:
+        for job_id in ids[:1_200] + ODD_IDS:
+            await insert_tracked(conn, tracked_job(job_id, agreed_max=agreed.get(job_id)), now=T0)
+    finished = ids[0:1_200:9]  # stored as finished: never an overshoot, whatever a snapshot says
+    await store.apply_snapshots([make_job(job_id, status="COMPLETED") for job_id in finished], now=T0)
+    over = set(ids[0:1_500:2]) | {ODD_IDS[0], ODD_IDS[3]}  # discovered 11 (> 10) in these snapshots
+    done_now = set(ids[0:1_500:5])  # finished in these snapshots: past its maximum, but not running
+    snapshots = [
+        make_job(
+            job_id,
+            status="COMPLETED" if job_id in done_now else "PROCESSING",
+            total_messages_discovered=11 if job_id in over else 10,
+        )
+        for job_id in ids
+    ]
+
+    found = await store.overshoots(snapshots)
+
+    expected = {job_id for job_id in over if job_id in agreed} - set(finished) - done_now
+    assert expected and {o.job_id for o in found} == expected
+    assert {(o.discovered, o.agreed_max) for o in found} == {(11, 10)}
+    assert await store.overshoots([]) == []
 
 
 async def test_mark_gone_queues_card_update_and_reply(store: SqlStore) -> None:
