@@ -2,7 +2,7 @@
 
 Events are counted where they happen (an ack, a Cloudflare answer, a poll cycle) through the small
 `observe_*` methods; states are read when Prometheus scrapes: the follow-up queue and the request
-budgets from memory, the outbox and the tracked jobs from the store (`refresh`, one cheap query,
+budgets from memory, the outbox, the tracked jobs and the pending approvals from the store (`refresh`, one cheap query,
 awaited by the /metrics handler before the synchronous exposition). Every label has a small fixed
 set of values: a surface, a route template, a status, a state.
 """
@@ -41,7 +41,7 @@ class GaugeSource(Protocol):
     """The store's one metrics query (see `SqlStore.gauge_counts`)."""
 
     async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
-        """Return (table, state, rows, oldest due_at epoch) for outbox rows and active tracked jobs."""
+        """Return (table, state, rows, oldest due_at epoch): outbox rows, active jobs, pending approvals."""
 
 
 def surface_of(body: Any) -> str:
@@ -189,11 +189,14 @@ class SweepMetrics:
         outbox = dict.fromkeys(_OUTBOX_STATES, 0)
         jobs = {str(status): 0 for status in ACTIVE_STATUSES}
         oldest: float | None = None
+        approvals_pending = 0
         for table, state, rows, due in counts:
             if table == "outbox":
                 outbox[state] = rows
                 if state != "failed" and due is not None:
                     oldest = due if oldest is None else min(oldest, due)
+            elif table == "approvals":
+                approvals_pending += rows
             else:
                 jobs[state] = rows
         family = GaugeMetricFamily(
@@ -218,6 +221,11 @@ class SweepMetrics:
         for status, rows in jobs.items():
             family.add_metric([status], rows)
         yield family
+        yield GaugeMetricFamily(
+            "sweep_approvals_pending",
+            "Approval requests waiting for a second person (neither decided nor expired yet).",
+            value=approvals_pending,
+        )
 
 
 class _StateCollector(Collector):

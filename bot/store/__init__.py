@@ -1,8 +1,8 @@
-"""Sweep's durable state: tracked jobs, create intents, previews, the audit log and the outbox.
+"""Sweep's durable state: tracked jobs, create intents, previews, approvals, the audit log and the outbox.
 
 One schema (`schema.py`, SQLAlchemy Core) managed by Alembic revisions shipped in the package
 (`migrations/`); one module per aggregate behind a small Protocol (`jobs`, `intents`, `previews`,
-`audit`, `outbox`); `SqlStore` composes them over one engine: SQLite through aiosqlite (a path or
+`approvals`, `audit`, `outbox`); `SqlStore` composes them over one engine: SQLite through aiosqlite (a path or
 `sqlite+aiosqlite:///path`) or PostgreSQL through asyncpg (`postgresql+asyncpg://…`). Callers get
 models, never rows.
 
@@ -12,6 +12,7 @@ commit in one transaction, and each row's unique key means the same delivery is 
 
 from __future__ import annotations
 
+from bot.store.approvals import ApprovalStore
 from bot.store.audit import AuditStore
 from bot.store.db import BUSY_TIMEOUT_MS, database_url, display_url
 from bot.store.intents import IntentStore
@@ -44,6 +45,7 @@ SqliteStore = SqlStore
 __all__ = [
     "PollerLease",
     "BUSY_TIMEOUT_MS",
+    "ApprovalStore",
     "CARD_KEY",
     "GONE",
     "UNRESOLVED_INTENTS",

@@ -94,7 +94,7 @@ async def track(store: SqlStore, job: BulkJob, channel: str = "C1") -> None:
 # The schema this release ships: one migration step each. Adding a step must bump this on purpose.
 # Version 2 (issue 9): ambiguous creates, stored use-once previews, remembered Slack requests.
 # Version 3 (issue 11): a job-less outbox row may target a thread or a user.
-SHIPPED_SCHEMA_VERSION = 5
+SHIPPED_SCHEMA_VERSION = 6
 # Tables the README and DESIGN.md name (the audit log is `audit_log`, README "Security model").
 SHIPPED_TABLES = {"audit_log", "create_intents", "outbox", "tracked_jobs", "previews", "seen_requests"}
 
