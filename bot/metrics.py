@@ -2,9 +2,9 @@
 
 Events are counted where they happen (an ack, a Cloudflare answer, a poll cycle) through the small
 `observe_*` methods; states are read when Prometheus scrapes: the follow-up queue and the request
-budgets from memory, the outbox, the tracked jobs and the pending approvals from the store (`refresh`, one cheap query,
-awaited by the /metrics handler before the synchronous exposition). Every label has a small fixed
-set of values: a surface, a route template, a status, a state.
+budgets from memory, the outbox, the tracked jobs and the pending approvals from the store
+(`refresh`, one cheap query, awaited by the /metrics handler before the synchronous exposition).
+Every label has a small fixed set of values: a surface, a route template, a status, a state.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.draft import JobDraft
 from bot.cloudflare.models import (
     UNKNOWN_COUNT,
     ActionType,
@@ -34,6 +33,7 @@ from bot.cloudflare.models import (
     is_known_count,
     is_terminal,
 )
+from bot.draft import JobDraft
 
 __all__ = [
     "UNKNOWN_COUNT",

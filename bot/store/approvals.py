@@ -45,7 +45,7 @@ class ApprovalStore(Protocol):
     """Store approval requests and their decisions."""
 
     async def request_approval(self, approval: Approval, *, request_json: str, now: datetime) -> bool:
-        """Use the preview and store the approval, its message and audit entry; False if the preview is gone."""
+        """Use the preview, store the approval, its message and audit entry; False if the preview is gone."""
 
     async def get_approval(self, approval_id: str) -> Approval | None:
         """Return one approval, or None."""
@@ -292,7 +292,7 @@ class SqlApprovals:
                         action=AuditAction.APPROVAL_EXPIRED.value,
                         channel_id=before.channel_id,
                         outcome="ok",
-                        detail=f"approval {approval_id} requested by {before.requester}: nobody decided in time",
+                        detail=f"approval {approval_id} requested by {before.requester}: not decided in time",
                     ),
                 )
                 expired.append(after)

@@ -106,7 +106,7 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlApprovals, SqlAudit, SqlOutb
             return await conn.run_sync(schema_steps.current_version)
 
     async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
-        """Return (table, state, rows, oldest due_at) of unsent outbox rows, active jobs, pending approvals."""
+        """Return (table, state, rows, oldest due_at): unsent outbox rows, active jobs, pending approvals."""
         live = ("pending", "attempting", "failed")
         rows_by_state = (
             select(outbox.c.state, func.count(), func.min(outbox.c.due_at))
