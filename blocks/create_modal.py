@@ -269,9 +269,19 @@ def build_create_modal(
 
 
 def build_preview_view(
-    *, metadata: str, draft: JobDraft, preview: SearchResult, limit: int, now: datetime
+    *,
+    metadata: str,
+    draft: JobDraft,
+    preview: SearchResult,
+    limit: int,
+    now: datetime,
+    needs_approval: bool = False,
 ) -> dict[str, Any]:
-    """Build the modal's preview step: summary, samples, Edit search, and Create (typed word if dangerous)."""
+    """Build the modal's preview step: summary, samples, Edit search, and Create (typed word if dangerous).
+
+    `needs_approval`: the job needs a second person, so submitting asks for an approval and a
+    justification is required (prefilled with the comment).
+    """
     blocks = summary_blocks(draft=draft, preview=preview, limit=limit, now=now)
     blocks.append(
         actions(
@@ -297,6 +307,18 @@ def build_preview_view(
                 element,
                 optional=False,
                 hint=danger_sentence(draft, preview, limit),
+            )
+        )
+    if needs_approval:
+        submit = "Request approval"
+        blocks.append(
+            _input(
+                BlockId.JUSTIFICATION,
+                "Justification",
+                _text_input(ActionId.JUSTIFICATION, limit=COMMENT_MAX, initial=draft.comment, multiline=True),
+                optional=False,
+                hint="This job needs a second person's approval: say why it is needed (it is shown to "
+                "the approvers and kept in the job's comment).",
             )
         )
     return {

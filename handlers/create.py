@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from blocks._kit import safe
+from blocks._kit import message_link, safe
 from blocks.notice import build_notice
 from blocks.preview import build_inline_preview
 from bot.draft import JobDraft
@@ -123,7 +123,7 @@ def _create_outcome_text(outcome: CreateOutcome) -> str:
     if outcome.status is CreateStatus.ALREADY_CONFIRMED:
         if tracked is not None:
             where = (
-                f"<{card_link(tracked.channel_id or '', tracked.card_ts)}|its card>"
+                f"<{message_link(tracked.channel_id or '', tracked.card_ts)}|its card>"
                 if tracked.card_ts and tracked.channel_id
                 else f"its card is being posted in {channel}"
             )
@@ -138,11 +138,6 @@ def _create_outcome_text(outcome: CreateOutcome) -> str:
             f"the card will appear in {channel}. Nothing new was created."
         )
     return f"Nothing was created: {reason}."
-
-
-def card_link(channel_id: str, ts: str) -> str:
-    """Return a link to a message (Slack redirects it to the workspace)."""
-    return f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
 
 
 def register(app: AsyncApp, services: Services) -> None:
