@@ -39,6 +39,7 @@ from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 import handlers
+from bot.approvals import ApprovalService
 from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient, RetryPolicy
 from bot.config import (
@@ -462,7 +463,11 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 on_overshoot=guard,
             )
             try:
-                policy = Policy(operators=settings.operators, channels=settings.channels)
+                policy = Policy(
+                    operators=settings.operators,
+                    channels=settings.channels,
+                    approvers=settings.approval_policy.approvers,
+                )
             except ValueError as error:
                 raise ConfigError(str(error)) from None
             if policy.everyone:
@@ -496,8 +501,16 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 margin_percent=settings.approval_policy.margin_percent,
                 max_active_jobs=settings.sweep_max_active_jobs,
             )
+            approvals = ApprovalService(
+                jobs=jobs,
+                store=store,
+                policy=settings.approval_policy,
+                account_id=cloudflare.account_id,
+                wake_notifier=notifier.wake,
+            )
             services = Services(
                 jobs=jobs,
+                approvals=approvals,
                 policy=policy,
                 resolve_group_members=groups.members,
                 clock=utc_now,
@@ -567,7 +580,7 @@ def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[froz
 
 @contextlib.asynccontextmanager
 async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the tracker, notifier and create resolver beside the app until the block exits."""
+    """Run the tracker, notifier, create resolver and approval expiry beside the app until the block exits."""
     stop = asyncio.Event()
     # Before any request is served: creates a stopped process left open are resolved by tag.
     await runtime.resolver.adopt_orphans()
@@ -575,6 +588,8 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(runtime.tracker.run(stop), name="tracker"),
         asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
         asyncio.create_task(runtime.resolver.run(stop), name="create resolver"),
+        # Every replica may sweep: each expiry is a conditional update of a locked row, done once.
+        asyncio.create_task(runtime.services.approvals.run(stop), name="approval expiry"),
     ]
     # The tracker sets the gauge from the lease at each check; 1 from the start on SQLite.
     runtime.metrics.poller_lease.set(1 if runtime.store.poller_lease.held else 0)
