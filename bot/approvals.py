@@ -137,11 +137,6 @@ class ApprovalService:
         NEEDS_JUSTIFICATION says so, the preview still usable. A second confirm of a preview whose
         request exists says ALREADY_REQUESTED.
         """
-        existing = await self._store.approval_for_preview(preview_id)
-        if existing is not None and existing.requester == actor:
-            return CreateOutcome(
-                CreateStatus.ALREADY_REQUESTED, channel_id=existing.channel_id, approval=existing
-            )
         checked = await self._jobs.check_confirm(
             preview_id,
             actor=actor,
@@ -150,6 +145,13 @@ class ApprovalService:
             shown=shown,
         )
         if isinstance(checked, CreateOutcome):
+            if checked.status is CreateStatus.ALREADY_CONFIRMED:
+                # The preview was used: by an approval request (a double click), or by a create.
+                existing = await self._store.approval_for_preview(preview_id)
+                if existing is not None:
+                    return CreateOutcome(
+                        CreateStatus.ALREADY_REQUESTED, channel_id=existing.channel_id, approval=existing
+                    )
             return checked
         record = checked.record
         reasons = self.reasons_for(checked.draft, matched=record.matched or 0, capped=record.capped)

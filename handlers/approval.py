@@ -105,13 +105,13 @@ async def handle_reject_submission(
 
     async def act() -> None:
         approval = await services.approvals.get(approval_id)
-        channel_id = approval.channel_id if approval is not None else None
-        decision = await services.authorise(
-            user_id, channel_id, Operation.APPROVE, what=f"reject {approval_id}"
-        )
-        if not decision.allowed:
-            await client.views_update(view_id=view_id, view=build_result_view(TITLE, decision.reason))
-            return
+        if approval is not None:  # an unknown one is refused (and audited) by the use case
+            decision = await services.authorise(
+                user_id, approval.channel_id, Operation.APPROVE, what=f"reject {approval_id}"
+            )
+            if not decision.allowed:
+                await client.views_update(view_id=view_id, view=build_result_view(TITLE, decision.reason))
+                return
         outcome = await services.approvals.reject(approval_id, actor=user_id, note=note)
         await client.views_update(
             view_id=view_id, view=build_result_view(TITLE, approval_outcome_text(outcome))
