@@ -38,7 +38,7 @@ __all__ = [
     "SWEEP_IDLE_SECONDS",
     "ApprovalOutcome",
     "ApprovalService",
-    "Decision",
+    "Verdict",
     "canonical_hash",
     "canonical_json",
     "canonical_request",
@@ -71,7 +71,7 @@ def canonical_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Decision(StrEnum):
+class Verdict(StrEnum):
     """What an Approve or Reject click did."""
 
     APPROVED = "approved"  # this click approved it (the job is created, or its outcome is being resolved)
@@ -83,7 +83,7 @@ class Decision(StrEnum):
 class ApprovalOutcome:
     """What deciding an approval did: the approval as it is now, and the create's outcome if approved."""
 
-    decision: Decision
+    decision: Verdict
     approval: Approval | None = None
     create: CreateOutcome | None = None
     reason: str | None = None
@@ -229,7 +229,7 @@ class ApprovalService:
             actor, f"{what} {approval.id}" if approval is not None else what, channel_id, reason
         )
         log.info("%s refused for %s: %s", what, actor, reason)
-        return ApprovalOutcome(Decision.REFUSED, approval=approval, reason=reason)
+        return ApprovalOutcome(Verdict.REFUSED, approval=approval, reason=reason)
 
     def _undecidable(self, approval: Approval, *, now: datetime) -> str | None:
         """Say why this approval can no longer be decided, or None while it is pending and in time."""
@@ -238,7 +238,7 @@ class ApprovalService:
             return f"this request was already approved by {who}"
         if approval.state is ApprovalState.REJECTED:
             return f"this request was rejected by {who}; nothing can be approved from it"
-        if approval.expired_at(now):
+        if approval.is_expired(now):
             return "this request expired before anyone approved it; run the command again to ask anew"
         return None
 
@@ -332,7 +332,7 @@ class ApprovalService:
         if on_recorded is not None:
             await on_recorded()
         created = await self._jobs.send_create(tag, request, actor=actor, channel_id=approval.channel_id)
-        return ApprovalOutcome(Decision.APPROVED, approval=approved, create=created)
+        return ApprovalOutcome(Verdict.APPROVED, approval=approved, create=created)
 
     async def check_reject(
         self, approval_id: str, *, actor: str, click_channel_id: str | None
@@ -366,7 +366,7 @@ class ApprovalService:
             return checked
         reason = (note or "").strip() or None
         if reason is not None and (problem := hidden_character_problem(reason)) is not None:
-            return ApprovalOutcome(Decision.REFUSED, approval=checked, reason=f"the reason {problem}")
+            return ApprovalOutcome(Verdict.REFUSED, approval=checked, reason=f"the reason {problem}")
         before = await self._store.reject(approval_id, by=actor, note=reason, now=self._clock())
         if before is None or before.state is not ApprovalState.PENDING or before.expires_at <= self._clock():
             latest = await self._store.get_approval(approval_id) or before
@@ -380,11 +380,7 @@ class ApprovalService:
             )
         self._wake_notifier()
         log.info("approval %s rejected by %s", approval_id, actor)
-        return ApprovalOutcome(Decision.REJECTED, approval=await self._store.get_approval(approval_id))
-
-    async def record_refusal(self, actor: str, approval_id: str, channel_id: str | None, reason: str) -> None:
-        """Audit a refused decision the handler made (e.g. not an approver)."""
-        await self._jobs.record_refusal(actor, f"approve {approval_id}", channel_id, reason)
+        return ApprovalOutcome(Verdict.REJECTED, approval=await self._store.get_approval(approval_id))
 
     # ------------------------------------------------------------------ expire
 

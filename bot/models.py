@@ -249,7 +249,7 @@ class Approval(BaseModel):
     expires_at: datetime
     created_at: datetime
 
-    def expired_at(self, now: datetime) -> bool:
+    def is_expired(self, now: datetime) -> bool:
         """Return True when it can no longer be approved because its time ran out (or it was expired)."""
         return self.state is ApprovalState.EXPIRED or (
             self.state is ApprovalState.PENDING and self.expires_at <= now

@@ -17,7 +17,7 @@ from blocks._kit import safe
 from blocks.approval import REJECT_REASON_MAX, build_reject_modal
 from blocks.create_modal import build_loading_view, build_result_view
 from blocks.notice import build_notice
-from bot.approvals import ApprovalOutcome, Decision
+from bot.approvals import ApprovalOutcome, Verdict
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.payloads import ApprovalButtonValue, RejectMetadata, encode
 from bot.policy import Operation
@@ -32,9 +32,9 @@ TITLE = "Sweep"
 def approval_outcome_text(outcome: ApprovalOutcome) -> str:
     """Return what an Approve or Reject click did, for the person who clicked (mrkdwn)."""
     reason = safe(outcome.reason, 600, empty="no reason given")
-    if outcome.decision is Decision.REFUSED:
+    if outcome.decision is Verdict.REFUSED:
         return f"Not done: {reason}."
-    if outcome.decision is Decision.REJECTED:
+    if outcome.decision is Verdict.REJECTED:
         return "Rejected. Nothing was created; the request in the channel says so."
     if outcome.create is not None:
         return "Approved. " + create_outcome_text(outcome.create)

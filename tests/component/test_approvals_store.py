@@ -215,7 +215,7 @@ async def test_an_expired_or_rejected_request_cannot_be_approved(store: SqlStore
     assert (
         before is not None
         and before.state is ApprovalState.PENDING
-        and before.expired_at(T0 + timedelta(minutes=2))
+        and before.is_expired(T0 + timedelta(minutes=2))
     )
     assert await store.get_create_intent("tag-late") is None
     assert (await store.get_approval(late.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]

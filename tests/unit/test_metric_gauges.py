@@ -68,3 +68,23 @@ def test_two_runtimes_in_one_process_do_not_collide() -> None:
     first.observe_ack("slash_command", 0.01)
     assert first.registry.get_sample_value("sweep_ack_seconds_count", {"surface": "slash_command"}) == 1
     assert second.registry.get_sample_value("sweep_ack_seconds_count", {"surface": "slash_command"}) == 0
+
+
+class _Counts:
+    def __init__(self, counts: list[tuple[str, str, int, float | None]]) -> None:
+        self.counts = counts
+
+    async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
+        return self.counts
+
+
+async def test_approvals_pending_is_its_own_gauge_not_a_job_status() -> None:
+    metrics = SweepMetrics()
+    source = _Counts([("jobs", "PROCESSING", 2, None), ("approvals", "pending", 3, None)])
+    metrics.watch(store=source)
+    samples = _samples(metrics, await metrics.render())
+    assert samples[("sweep_approvals_pending", ())] == 3
+    assert samples[("sweep_jobs", (("status", "PROCESSING"),))] == 2
+    assert not any(name == "sweep_jobs" and ("status", "pending") in labels for name, labels in samples)
+    source.counts = [("jobs", "PROCESSING", 2, None)]
+    assert _samples(metrics, await metrics.render())[("sweep_approvals_pending", ())] == 0
