@@ -75,6 +75,12 @@ def _count(approval: Approval) -> str:
     return "1 message" if approval.matched == 1 else f"{shown} messages"
 
 
+def _sentence(clause: str) -> str:
+    """Return a reason's clause (lowercase, no stop) as an escaped sentence."""
+    text = safe(clause, _REASON_SHOWN)
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "…")) else ".")
+
+
 def _title(approval: Approval) -> str:
     request = approval.request
     return action_title(str(request.action), str(request.destination) if request.destination else None)
@@ -87,7 +93,7 @@ def _summary(approval: Approval, *, now: datetime) -> list[dict[str, Any]]:
         f"{mention(approval.requester)} asks for *{safe(_title(approval), 200)}* of the "
         f"*{_count(approval)}* the search matched when previewed ({format_time(approval.created_at)})."
     )
-    reasons = "\n".join(f"• {safe(reason.text, _REASON_SHOWN)}" for reason in approval.reasons) or "• —"
+    reasons = "\n".join(f"• {_sentence(reason.text)}" for reason in approval.reasons) or "• —"
     quoted = "\n".join(
         f">{line}" for line in safe_multiline(approval.justification, COMMENT_MAX).splitlines()
     )

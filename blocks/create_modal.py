@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from blocks._describe import DESTINATION_LABELS
 from blocks._kit import actions, button, divider, plain, plain_text, section
 from blocks.preview import danger_sentence, summary_blocks
+from bot.approval import Reason
 from bot.draft import COMMENT_MAX, DEFAULT_RANGE, JobDraft
 from bot.forms import ANY_VALUE, CONFIRM_WORD_MAX, DETECTIONS_VALUE, TEXT_FIELDS, confirmation_word
 from bot.ids import ActionId, BlockId, CallbackId
@@ -268,6 +270,14 @@ def build_create_modal(
     }
 
 
+MODAL_ADD_COMMENT = (
+    "write it in the *Justification* field below (or go back with *← Edit search*), for example the ticket"
+)
+"""How to give the modal's justification (the comment) when it has none."""
+REQUEST_APPROVAL = "Request approval"
+"""The preview's submit label when a second person must approve the job."""
+
+
 def build_preview_view(
     *,
     metadata: str,
@@ -275,25 +285,36 @@ def build_preview_view(
     preview: SearchResult,
     limit: int,
     now: datetime,
-    needs_approval: bool = False,
+    reasons: Sequence[Reason] = (),
 ) -> dict[str, Any]:
     """Build the modal's preview step: summary, samples, Edit search, and Create (typed word if dangerous).
 
-    `needs_approval`: the job needs a second person, so submitting asks for an approval and a
-    justification is required (prefilled with the comment).
+    `reasons` are why a second person must approve it: shown first, the submit then says Request
+    approval, and a justification is required (a field prefilled with the comment).
     """
-    blocks = summary_blocks(draft=draft, preview=preview, limit=limit, now=now)
+    word = confirmation_word(draft)
+    if reasons:
+        submit = REQUEST_APPROVAL
+    elif word is None:
+        submit = "Create job"
+    else:
+        submit = "Release messages" if draft.action is ActionType.RELEASE else "Delete permanently"
+    blocks = summary_blocks(
+        draft=draft,
+        preview=preview,
+        limit=limit,
+        now=now,
+        reasons=reasons,
+        confirm=submit,
+        add_comment=MODAL_ADD_COMMENT,
+    )
     blocks.append(
         actions(
             button("← Edit search", action_id=ActionId.EDIT_DRAFT, value="edit"),
             block_id=BlockId.PREVIEW_ACTIONS,
         )
     )
-    word = confirmation_word(draft)
-    if word is None:
-        submit = "Create job"
-    else:
-        submit = "Release messages" if draft.action is ActionType.RELEASE else "Delete permanently"
+    if word is not None:
         element = {
             "type": "plain_text_input",
             "action_id": ActionId.CONFIRM_WORD,
@@ -309,8 +330,7 @@ def build_preview_view(
                 hint=danger_sentence(draft, preview, limit),
             )
         )
-    if needs_approval:
-        submit = "Request approval"
+    if reasons:
         blocks.append(
             _input(
                 BlockId.JUSTIFICATION,

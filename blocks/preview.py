@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,12 +19,18 @@ from blocks._kit import (
     safe_multiline,
     section,
 )
+from bot.approval import Reason
 from bot.draft import COMMENT_MAX, JobDraft
 from bot.ids import DISMISS_VALUE, ActionId, BlockId
 from bot.models import ActionType, MessageSummary, SearchResult
+from bot.slack_limits import BUTTON_TEXT_MAX
 
 SAMPLES_SHOWN = 5
 SAMPLE_FIELD_MAX = 200
+REASON_MAX = 400
+"""The most of one reason (or of what would narrow it) a preview shows."""
+INLINE_ADD_COMMENT = 'add `comment:"…"` to the command, for example the ticket, and run it again'
+"""How to give an inline preview's justification (the comment) when it has none."""
 
 
 def match_phrase(preview: SearchResult, limit: int) -> str:
@@ -86,10 +93,62 @@ def sample_section(sample: MessageSummary) -> dict[str, Any]:
     return section(f"*{subject}*\nFrom {sender} to {recipients} · {when}")
 
 
-def summary_blocks(
-    *, draft: JobDraft, preview: SearchResult, limit: int, now: datetime
+def _clause(text: str) -> str:
+    """Return a reason's clause as a sentence: escaped, capitalised, with a final stop."""
+    shown = safe(text, REASON_MAX)
+    return shown[:1].upper() + shown[1:] + ("" if shown.endswith((".", "…")) else ".")
+
+
+def approval_blocks(
+    reasons: Sequence[Reason], *, draft: JobDraft, confirm: str, add_comment: str
 ) -> list[dict[str, Any]]:
-    """Return the shared preview blocks: what happens, how many match, filters, comment, samples."""
+    """Return the lines saying why a second person must approve (none when no reason applies).
+
+    Breadth reasons come first, each with what would narrow it; then the others; then what
+    `confirm` (the button's label) does instead of creating, and that the comment is required.
+    """
+    if not reasons:
+        return []
+    lines = [":warning: *A second person must approve this job:*"]
+    for reason in [r for r in reasons if r.broad]:
+        narrow = f" _To narrow it:_ {_clause(reason.narrow)}" if reason.narrow else ""
+        lines.append(f"• *Broad search:* {_clause(reason.text)}{narrow}")
+    lines.extend(f"• {_clause(reason.text)}" for reason in reasons if not reason.broad)
+    if draft.comment and draft.comment.strip():
+        justification = "The request needs a justification: your comment is sent as one."
+    else:
+        justification = f"The request needs a justification (your comment): {add_comment}."
+    request = (
+        f"*{safe(confirm, BUTTON_TEXT_MAX)}* posts an approval request in the channel for a second person; "
+        f"it does not create the job. {justification}"
+    )
+    return [section("\n".join(lines)), section(request)]
+
+
+def approval_phrase(reasons: Sequence[Reason]) -> str:
+    """Return a short plain note for a preview's fallback text ("" when no second person is needed)."""
+    if not reasons:
+        return ""
+    if any(reason.broad for reason in reasons):
+        return "broad search, a second person must approve it"
+    return "a second person must approve it"
+
+
+def summary_blocks(
+    *,
+    draft: JobDraft,
+    preview: SearchResult,
+    limit: int,
+    now: datetime,
+    reasons: Sequence[Reason] = (),
+    confirm: str = "Confirm",
+    add_comment: str = INLINE_ADD_COMMENT,
+) -> list[dict[str, Any]]:
+    """Return the shared preview blocks: why approval is needed, what happens, how many match, filters…
+
+    `reasons` (from the policy) come first; `confirm` and `add_comment` name the surface's button
+    and how to add the comment there.
+    """
     count = match_phrase(preview, limit)
     if preview.count == 0 and not preview.capped:
         matches = (
@@ -99,6 +158,7 @@ def summary_blocks(
     else:
         matches = f"*The search matches {count} right now* (checked {format_time(now)})."
     blocks: list[dict[str, Any]] = [
+        *approval_blocks(reasons, draft=draft, confirm=confirm, add_comment=add_comment),
         section(what_happens(draft)),
         section(matches),
         section(f"*Filters*\n{filter_lines(draft.search_params)}"),
@@ -114,10 +174,19 @@ def summary_blocks(
 
 
 def build_inline_preview(
-    *, draft: JobDraft, preview: SearchResult, limit: int, confirm_value: str, now: datetime
+    *,
+    draft: JobDraft,
+    preview: SearchResult,
+    limit: int,
+    confirm_value: str,
+    now: datetime,
+    reasons: Sequence[Reason] = (),
 ) -> dict[str, Any]:
-    """Build the ephemeral preview of an inline `/sweep move|release …`, with Confirm and Cancel."""
-    blocks = summary_blocks(draft=draft, preview=preview, limit=limit, now=now)
+    """Build the ephemeral preview of an inline `/sweep move|release …`, with Confirm and Cancel.
+
+    `reasons` are why a second person must approve it (shown first; empty: none is needed).
+    """
+    blocks = summary_blocks(draft=draft, preview=preview, limit=limit, now=now, reasons=reasons)
     if draft.needs_strong_confirmation:
         title = "Release these messages?" if draft.action is ActionType.RELEASE else "Delete permanently?"
         dialog = confirm_dialog(
@@ -136,4 +205,6 @@ def build_inline_preview(
     blocks.append(actions(confirm, cancel, block_id=BlockId.INLINE_PREVIEW_ACTIONS))
     blocks.append(context("Only you can see this. Nothing happens until you press Confirm."))
     headline = what_happens(draft).replace(":warning: ", "").replace("*", "")
-    return message(f"Preview: {headline} Matches {match_phrase(preview, limit)}.", blocks)
+    note = approval_phrase(reasons)
+    lead = f"Preview ({note})" if note else "Preview"
+    return message(f"{lead}: {headline} Matches {match_phrase(preview, limit)}.", blocks)

@@ -500,6 +500,7 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
                 budgets=budgets,
                 margin_percent=settings.approval_policy.margin_percent,
                 max_active_jobs=settings.sweep_max_active_jobs,
+                approval_policy=settings.approval_policy,
             )
             approvals = ApprovalService(
                 jobs=jobs,

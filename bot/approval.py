@@ -74,7 +74,11 @@ class ReasonCode(StrEnum):
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a job needs a second person: what applies, and (for breadth) what would narrow it."""
+    """Why a job needs a second person: what applies, and (for breadth) what would narrow it.
+
+    Both are user-facing clauses in plain words, lowercase, with no final stop (`text` completes
+    "needs a second person because …", `narrow` is an instruction); a surface capitalises them.
+    """
 
     code: ReasonCode
     text: str
@@ -159,6 +163,13 @@ def agreed_maximum(matched: int, margin_percent: float) -> int:
     return matched + margin
 
 
+def _span(span: timedelta) -> str:
+    """Say how long a window over 30 days is: `45 days, more than 30`, or `more than 30 days`."""
+    if span == timedelta(days=span.days):
+        return f"{span.days} days, more than {BROAD_WINDOW.days}"
+    return f"more than {span.days} days"  # not whole days: 30 days and an hour is "more than 30 days"
+
+
 def _domain_of(value: str) -> str:
     text = value.strip().strip("<>").lower()
     return text.rpartition("@")[2].rstrip(".")
@@ -181,8 +192,8 @@ def breadth_reasons(
         reasons.append(
             Reason(
                 ReasonCode.NO_NARROWING_FILTER,
-                "it has no narrowing filter (only dates, disposition or delivery status)",
-                "add a sender, domain, subject, Message-ID, alert ID or query",
+                "it names no particular mail: it filters only on dates, disposition or delivery status",
+                "add a sender, recipient, domain, subject, Message-ID, alert ID or query",
             )
         )
     for key in ("sender", "domain"):
@@ -192,30 +203,37 @@ def breadth_reasons(
             reasons.append(
                 Reason(
                     ReasonCode.INTERNAL_SENDER,
-                    f"it acts on mail from your own domain {own} "
-                    "(usually spoofing, or colleagues' real mail)",
-                    "name the exact sender, or add a subject, Message-ID or alert ID",
+                    f"it matches mail from your own domain {own}: usually spoofed, "
+                    "but it can be colleagues' real mail",
+                    "add a subject, Message-ID or alert ID that only the suspect mail has "
+                    "(mail from your own domain still needs a second person)",
                 )
             )
             break
     if params.start is not None and params.end is not None and params.end - params.start > BROAD_WINDOW:
-        days = (params.end - params.start).days
         reasons.append(
             Reason(
                 ReasonCode.LONG_WINDOW,
-                f"its window is {days} days, longer than {BROAD_WINDOW.days}",
-                f"narrow the dates to {BROAD_WINDOW.days} days or fewer",
+                f"its dates cover {_span(params.end - params.start)}",
+                f"shorten the dates to {BROAD_WINDOW.days} days or fewer",
             )
         )
     if capped:
         reasons.append(
             Reason(
                 ReasonCode.UNCOUNTED,
-                f"the preview could not count it all (more than {counted_up_to:,} messages)",
-                "narrow the filters until the preview can count every message",
+                f"it matches more than {counted_up_to:,} messages, more than the preview can count",
+                "add filters or shorten the dates until the preview can count every message",
             )
         )
     return reasons
+
+
+_ALWAYS_TEXT = {
+    "purge": "it deletes permanently, and every permanent purge needs a second person here",
+    "release": "it releases mail from quarantine, and every release needs a second person here",
+    "move": "it moves mail, and every move needs a second person here",
+}
 
 
 def _always_kind(draft: JobDraft) -> str:
@@ -236,13 +254,11 @@ def approval_reasons(
     )
     kind = _always_kind(draft)
     if kind in policy.always:
-        label = {"purge": "a permanent purge", "release": "a release from quarantine", "move": "a move"}[kind]
-        reasons.append(Reason(ReasonCode.ALWAYS, f"it is {label}, which always needs a second person"))
-    if policy.above is not None and (policy.above == 0 or capped or matched > policy.above):
-        shown = f"more than {counted_up_to:,}" if capped else f"{matched:,}"
-        if policy.above == 0:
-            text = "every job needs a second person here"
-        else:
-            text = f"it matches {shown} messages, more than {policy.above:,}"
+        reasons.append(Reason(ReasonCode.ALWAYS, _ALWAYS_TEXT[kind]))
+    # An uncounted search is over any threshold, but its breadth reason already says so.
+    if policy.above == 0:
+        reasons.append(Reason(ReasonCode.ABOVE, "every job needs a second person here"))
+    elif policy.above is not None and not capped and matched > policy.above:
+        text = f"it matches {matched:,} messages, and more than {policy.above:,} needs a second person here"
         reasons.append(Reason(ReasonCode.ABOVE, text))
     return reasons

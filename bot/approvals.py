@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from bot.approval import ApprovalPolicy, agreed_maximum, approval_reasons
+from bot.approval import ApprovalPolicy, agreed_maximum
 from bot.clock import Clock, utc_now
 from bot.cloudflare.client import make_request_tag
 from bot.draft import COMMENT_MAX, JobDraft, hidden_character_problem, validate_draft
@@ -114,9 +114,7 @@ class ApprovalService:
 
     def reasons_for(self, draft: JobDraft, *, matched: int, capped: bool) -> list[ApprovalReason]:
         """Return why this draft, previewed at `matched`, needs a second person (empty: it does not)."""
-        found = approval_reasons(
-            self.policy, draft, matched=matched, capped=capped, counted_up_to=self._jobs.preview_limit
-        )
+        found = self._jobs.approval_reasons(draft, matched=matched, capped=capped)  # what the preview said
         return [ApprovalReason(code=str(r.code), text=r.text, narrow=r.narrow) for r in found]
 
     async def confirm(

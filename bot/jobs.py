@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.approval import agreed_maximum
+from bot.approval import ApprovalPolicy, Reason, agreed_maximum, approval_reasons
 from bot.clock import Clock, utc_now
 from bot.cloudflare.client import CloudflareClient, make_request_tag
 from bot.cloudflare.errors import CloudflareError, ConflictError, CreateOutcomeUnknownError
@@ -112,11 +112,15 @@ class PreviewUnusableError(Exception):
 
 @dataclass(frozen=True)
 class Preview:
-    """A counted preview, stored server-side under `id` (what Confirm buttons and modals carry)."""
+    """A counted preview, stored server-side under `id` (what Confirm buttons and modals carry).
+
+    `reasons` says why confirming it needs a second person (breadth first; empty: it does not).
+    """
 
     id: str
     channel_id: str
     result: SearchResult
+    reasons: tuple[Reason, ...] = ()
 
 
 def request_hash(draft: JobDraft) -> str:
@@ -158,6 +162,7 @@ class JobService:
         preview_limit: int = PREVIEW_LIMIT,
         margin_percent: float = 10.0,
         max_active_jobs: int | None = 20,
+        approval_policy: ApprovalPolicy | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._client = client
@@ -169,6 +174,7 @@ class JobService:
         self.preview_limit = preview_limit
         self.margin_percent = margin_percent  # SWEEP_APPROVAL_MARGIN
         self.max_active_jobs = max_active_jobs  # SWEEP_MAX_ACTIVE_JOBS (None: no limit)
+        self.approval_policy = approval_policy or ApprovalPolicy(margin_percent=margin_percent)
         self._clock = clock
         self._throttle_audited: dict[str, datetime] = {}
 
@@ -263,7 +269,18 @@ class JobService:
         )
         if not saved:
             raise PreviewUnusableError("This form was already confirmed; run `/sweep new` for another job.")
-        return Preview(id=stored_id, channel_id=channel_id, result=result)
+        reasons = self.approval_reasons(draft, matched=result.count, capped=result.capped)
+        return Preview(id=stored_id, channel_id=channel_id, result=result, reasons=reasons)
+
+    def approval_reasons(self, draft: JobDraft, *, matched: int, capped: bool) -> tuple[Reason, ...]:
+        """Return why creating this draft, previewed at `matched` (`capped`), needs a second person."""
+        # "More than N" says what the preview shows: the messages kept, or the limit if none were.
+        counted_up_to = (matched or self.preview_limit) if capped else self.preview_limit
+        return tuple(
+            approval_reasons(
+                self.approval_policy, draft, matched=matched, capped=capped, counted_up_to=counted_up_to
+            )
+        )
 
     # ------------------------------------------------------------------ create
 

@@ -40,6 +40,7 @@ async def handle_create_command(services: Services, request: Request, command: C
         limit=services.jobs.preview_limit,
         confirm_value=encode(ConfirmCreateValue(preview_id=preview.id)),
         now=services.clock(),
+        reasons=preview.reasons,
     )
     await reply_ephemeral(request.respond, message)
 

@@ -118,9 +118,6 @@ async def handle_create_submission(
             return
         preview = await services.jobs.preview(draft, requester=user_id, preview_id=form_id)
         next_metadata = encode(ModalMetadata(preview_id=preview.id, draft=draft, stage="preview"))
-        reasons = services.approvals.reasons_for(
-            draft, matched=preview.result.count, capped=preview.result.capped
-        )
         await client.views_update(
             view_id=view_id,
             view=build_preview_view(
@@ -129,7 +126,7 @@ async def handle_create_submission(
                 preview=preview.result,
                 limit=services.jobs.preview_limit,
                 now=services.clock(),
-                needs_approval=bool(reasons),
+                reasons=preview.reasons,
             ),
         )
 

@@ -7,7 +7,9 @@ history can be read back; otherwise at least once. How:
    keyed `(job, kind, key)`: the same message is queued once or not at all.
 2. A notifier claims the rows it is about to send (`Store.outbox_claim`: `FOR UPDATE SKIP LOCKED`
    and a claim expiry), so with several replicas one row is delivered by one notifier; a claim
-   left by a replica that died runs out and the row is recovered as in 3.
+   left by a replica that died runs out and the row is recovered as in 3. A job's row that waits
+   for its card is not claimable while an older one of the job is undelivered (its card edit
+   apart), so its thread replies keep their order whichever notifier posts them.
    Before calling Slack the notifier marks the row `attempting`; it marks it `sent` (with the ts)
    only after Slack accepted the message.
 3. A row found `attempting` (the process died, or the call failed ambiguously — a timeout may have

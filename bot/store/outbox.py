@@ -5,7 +5,8 @@ A row is a delivery intent with a unique idempotency key: a job's row is unique 
 optionally a thread, or a user). Kinds a job has today:
 
 - `card_post` (key `card`): post the job's card; queued when tracking starts.
-- `transition` (key `"{old}->{new}"`): one thread reply per status change, immutable once queued.
+- `transition` (key `"{old}->{new}"`): one thread reply per status change, immutable once queued;
+  a job's replies are delivered one at a time, in the order they were queued (`_in_turn`).
 - `card_update` (key `card`): one re-armable row per job. Each change bumps its `seq` and sets it
   pending; the notifier renders the job's *current* state and settles the row only if `seq` did not
   move meanwhile, so coalescing edits never loses the final state.
@@ -139,8 +140,12 @@ _SELECT = select(
 ).select_from(outbox.outerjoin(tracked_jobs, tracked_jobs.c.job_id == outbox.c.job_id))
 
 
+_EARLIER = outbox.alias("earlier")
+
+
 def _waiting(card_free: Collection[str]) -> ColumnElement[bool]:
-    """Rows that may go now: a job's wait for its card (but the `card_free` kinds); others only for time."""
+    """Rows that may go now: a job's wait for its card (but the `card_free` kinds) and for its older
+    rows (`_in_turn`); others only for time."""
     return and_(
         outbox.c.state.in_(_LIVE),
         or_(
@@ -148,9 +153,34 @@ def _waiting(card_free: Collection[str]) -> ColumnElement[bool]:
             and_(
                 tracked_jobs.c.card_dead == 0,
                 or_(outbox.c.kind.in_(sorted(card_free)), tracked_jobs.c.card_ts.is_not(None)),
+                _in_turn(card_free),
             ),
         ),
     )
+
+
+def _in_turn(card_free: Collection[str]) -> ColumnElement[bool]:
+    """A job's row that waits for its card also waits while an older such row of the job is still to
+    be delivered (the card edit apart).
+
+    So a job's thread replies arrive in the order its changes happened, whichever replica's notifier
+    delivers them: without it, a reply queued while another replica is still posting the one before
+    could be claimed and posted first. A row that is retried keeps the ones after it waiting, too.
+    The card edit is one row re-armed in place, showing the current state: never in anyone's way;
+    nor are the `card_free` kinds (the card's own post, messages elsewhere than the card).
+    """
+    aside = sorted({*card_free, OutboxKind.CARD_UPDATE.value})
+    older = (
+        select(_EARLIER.c.id)
+        .where(
+            _EARLIER.c.job_id == outbox.c.job_id,
+            _EARLIER.c.id < outbox.c.id,
+            _EARLIER.c.kind.not_in(aside),
+            _EARLIER.c.state.in_(_LIVE),
+        )
+        .exists()
+    )
+    return or_(outbox.c.kind.in_(aside), ~older)
 
 
 def _unclaimed(at: float) -> ColumnElement[bool]:

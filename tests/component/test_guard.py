@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.approval import agreed_maximum
+from bot.approval import ReasonCode, agreed_maximum
 from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient, Credentials, RetryPolicy
 from bot.draft import JobDraft
@@ -180,6 +180,10 @@ async def test_the_preview_counts_exactly_up_to_its_limit(env: Env) -> None:
     assert (len(over.result.messages), over.result.capped) == (count - 1, True)
     stored = await env.store.get_preview(over.id)
     assert stored is not None and (stored.matched, stored.capped) == (count - 1, True)
+    # The uncounted preview is broad: its reason says what the preview shows ("more than N").
+    assert ReasonCode.UNCOUNTED not in {r.code for r in exact.reasons}
+    uncounted = [r for r in over.reasons if r.code is ReasonCode.UNCOUNTED]
+    assert len(uncounted) == 1 and f"more than {count - 1:,} messages" in uncounted[0].text
 
 
 async def test_one_more_job_than_the_maximum_active_is_refused(env: Env) -> None:

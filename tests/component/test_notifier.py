@@ -245,6 +245,33 @@ async def test_transient_errors_back_off_and_other_rows_flow(
     assert len(slack.top_level("C1")) == 1
 
 
+async def test_a_reply_being_retried_keeps_the_jobs_later_replies_behind_it(
+    store: SqliteStore, slack: LocalSlack, clock: FakeClock
+) -> None:
+    notifier = Notifier(store, slack, clock=clock, base_backoff=1.0, min_edit_interval=0)
+    await track(store, make_job(), clock)
+    await track(store, make_job(JOB_B), clock, channel="C2")
+    assert await drain_all(notifier) == 2
+    [card] = slack.top_level("C1")
+    clock.advance(10)
+    await store.apply_snapshots(
+        [make_job(status="PROCESSING"), make_job(JOB_B, status="PROCESSING")], now=clock()
+    )
+    slack.state.fail("chat.postMessage", "internal_error")  # job A's reply fails (transient)
+    await drain_all(notifier)
+    await store.apply_snapshots(
+        [make_job(status="COMPLETED"), make_job(JOB_B, status="COMPLETED")], now=clock()
+    )
+    await drain_all(notifier)
+    assert slack.replies(card.ts) == []  # A's second reply waits for its first…
+    [other] = slack.top_level("C2")
+    assert len(slack.replies(other.ts)) == 2  # …and job B's replies flow meanwhile
+    clock.advance(2)
+    await drain_all(notifier)
+    replies = [m.metadata["event_payload"]["transition"] for m in slack.replies(card.ts) if m.metadata]
+    assert replies == ["PENDING->PROCESSING", "PROCESSING->COMPLETED"]
+
+
 async def test_rate_limit_pauses_everything(store: SqliteStore, slack: LocalSlack, clock: FakeClock) -> None:
     notifier = Notifier(store, slack, clock=clock)
     await track(store, make_job(), clock)

@@ -187,6 +187,50 @@ async def test_two_notifiers_post_every_card_reply_and_notice_exactly_once(
         assert {r.state for job_rows in rows for r in job_rows} == {OutboxState.SENT}
 
 
+async def test_a_jobs_replies_keep_their_order_whichever_replica_delivers_them(
+    pg_url: str, slack: LocalSlack
+) -> None:
+    """Replica A is still posting a job's reply when the job's next change is queued: replica B
+    waits for it instead of posting the next reply first (the thread would read Completed, then
+    Processing)."""
+    clock = FakeClock()
+
+    class Slow(LocalSlack):
+        """A replica whose Slack call hangs until the test lets it go."""
+
+        posting = asyncio.Event()
+        go = asyncio.Event()
+
+        async def post_message(self, **kwargs: object) -> str:
+            self.posting.set()
+            await self.go.wait()
+            return await super().post_message(**kwargs)  # type: ignore[arg-type]
+
+    async with SqlStore.open(pg_url) as a, SqlStore.open(pg_url) as b:
+        await a.track_existing(
+            make_job(job_id(1)), account_id="acc", requester="U1", channel_id="C1", now=clock()
+        )
+        slow = Slow(slack.state, slack.client)
+        first = Notifier(a, slow, clock=clock, min_edit_interval=0)
+        second = Notifier(b, slack, clock=clock, min_edit_interval=0)
+        assert await drain_all(second) == 1  # the card
+        [card] = slack.top_level("C1")
+        clock.advance(10)
+        await a.apply_snapshots([make_job(job_id(1), status="PROCESSING")], now=clock())
+        delivering = asyncio.create_task(first.drain_once())
+        await asyncio.wait_for(slow.posting.wait(), 10)
+        clock.advance(10)
+        await b.apply_snapshots([make_job(job_id(1), status="COMPLETED")], now=clock())
+        await drain_all(second)  # may edit the card, must not reply
+        assert slack.replies(card.ts) == []
+        slow.go.set()
+        await asyncio.wait_for(delivering, 10)
+        await drain_together(first, second)
+        replies = [m.metadata["event_payload"]["transition"] for m in slack.replies(card.ts) if m.metadata]
+        assert replies == ["PENDING->PROCESSING", "PROCESSING->COMPLETED"]
+        assert {r.state for r in await a.list_outbox(job_id(1))} == {OutboxState.SENT}
+
+
 async def test_a_claim_keeps_the_other_replica_off_until_it_runs_out(pg_url: str, slack: LocalSlack) -> None:
     """A replica dies after Slack took its post: the other neither takes the row while the claim
     lasts, nor posts it again after (it finds the post by its metadata)."""

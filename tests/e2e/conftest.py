@@ -24,7 +24,10 @@ import pytest_asyncio
 
 from bot.devslack.driver import SlackDriver
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
-from bot.simulator.app import SimulatorConfig, running_simulator
+from bot.ids import EventType
+from bot.simulator.app import API_PREFIX, RunningSimulator, SimulatorConfig, running_simulator
+from tests.component.conftest import postgres_database
+from tests.support import ForwardingProxy, card_status
 
 SIGNING_SECRET = "e2e-signing-secret"
 BOT_TOKEN = "xoxb-e2e-bot-token"
@@ -79,8 +82,8 @@ class BotProcess:
         """Return where Slack would send events."""
         return f"http://127.0.0.1:{self.port}/slack/events"
 
-    async def start(self) -> None:
-        """Start the bot and wait until /healthz answers."""
+    async def start(self, *, timeout: float = 60.0) -> None:
+        """Start the bot and wait until /healthz answers (a loaded machine may take a while to import it)."""
         self.starts += 1
         command = [sys.executable, "-m", "bot", "serve", "--http"]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
@@ -101,7 +104,7 @@ class BotProcess:
                 except httpx.TransportError:
                     return False
 
-            await wait_until(healthy, timeout=30, what="the bot's /healthz")
+            await wait_until(healthy, timeout=timeout, what="the bot's /healthz")
 
     def kill(self) -> None:
         """Kill the bot with SIGKILL (no chance to clean up)."""
@@ -201,3 +204,131 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     """Start the simulator, the fake Slack and the bot once per test module."""
     async with open_stack(tmp_path_factory.mktemp("e2e")) as opened:
         yield opened
+
+
+# ---------------------------------------------------------------------------- several replicas
+
+TERMINAL = {"completed", "failed", "cancelled", "skipped"}
+
+
+@dataclass
+class Replicas:
+    """Replicas of the bot on one PostgreSQL database, as a load balancer would front them.
+
+    `balancer` (when asked for) is the one address Slack knows: it hands each request to the next
+    live replica in turn. `cloudflare[n]` (when asked for) stands between replica `n` and the
+    simulator, so the test can tell which replica made each Cloudflare call and when.
+    """
+
+    bots: list[BotProcess]
+    database_url: str
+    balancer: ForwardingProxy | None = None
+    cloudflare: list[ForwardingProxy] = field(default_factory=list)
+
+    @property
+    def events_url(self) -> str:
+        """Return where Slack sends events: the balancer."""
+        assert self.balancer is not None, "these replicas have no balancer"
+        return self.balancer.url("/slack/events")
+
+    def alive(self, n: int) -> bool:
+        """Return whether replica `n`'s process is running."""
+        process = self.bots[n].process
+        return process is not None and process.poll() is None
+
+
+@contextlib.asynccontextmanager
+async def running_replicas(
+    workdir: Path,
+    sim: RunningSimulator,
+    slack: RunningFakeSlack,
+    *,
+    count: int,
+    extra_env: dict[str, str] | None = None,
+    balanced: bool = False,
+    observed: bool = False,
+) -> AsyncIterator[Replicas]:
+    """Start `count` bot processes on a fresh PostgreSQL database (stopped, and the database dropped, after).
+
+    `balanced`: put a round-robin `ForwardingProxy` in front of them; `observed`: give each its own
+    proxy to the simulator. On exit, checks that no bot used the SQLite file and no token reached a log.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(postgres_database())
+        cloudflare = [await stack.enter_async_context(ForwardingProxy([sim.port])) for _ in range(count)]
+        ports = [free_port() for _ in range(count)]
+        balancer = await stack.enter_async_context(ForwardingProxy(ports)) if balanced else None
+        extra = {"SWEEP_DATABASE_URL": url, **(extra_env or {})}
+        bots = [
+            BotProcess(
+                env=bot_env(
+                    sim_url=cloudflare[n].url(API_PREFIX) if observed else sim.base_url,
+                    slack_url=slack.api_url,
+                    database=workdir / "unused.db",  # SWEEP_DATABASE_URL wins
+                    extra=extra,
+                ),
+                port=ports[n],
+                log_path=workdir / f"bot{n}.log",
+            )
+            for n in range(count)
+        ]
+        try:
+            await asyncio.gather(*(bot.start() for bot in bots))
+            yield Replicas(bots, url, balancer, cloudflare if observed else [])
+        finally:
+            for bot in bots:
+                bot.stop()
+        assert not (workdir / "unused.db").exists()
+        for bot in bots:
+            leaked = [line for line in bot.logs().splitlines() if BOT_TOKEN in line or CF_TOKEN in line]
+            assert not leaked, f"a token reached a bot's log: {leaked[:3]}"
+
+
+def cards(slack: RunningFakeSlack) -> dict[str, Any]:
+    """Return the job cards in the incident channel by job id (failing on a second card for a job)."""
+    found: dict[str, Any] = {}
+    for message in slack.state.top_level(CHANNEL):
+        meta = message.metadata or {}
+        if meta.get("event_type") == EventType.CARD:
+            job_id = meta["event_payload"]["job_id"]
+            assert job_id not in found, f"job {job_id} has two cards"
+            found[job_id] = message
+    return found
+
+
+def transitions(slack: RunningFakeSlack, card: Any) -> list[str]:
+    """Return the transitions replied in a card's thread, in order."""
+    return [
+        m.metadata["event_payload"]["transition"]
+        for m in slack.state.messages(CHANNEL)
+        if m.is_reply
+        and m.thread_ts == card.ts
+        and (m.metadata or {}).get("event_type") == EventType.TRANSITION
+    ]
+
+
+async def all_finished(slack: RunningFakeSlack, count: int) -> bool:
+    """Return whether `count` cards exist and every one shows a final status."""
+    found = cards(slack)
+    return len(found) == count and all(card_status(card) in TERMINAL for card in found.values())
+
+
+def assert_one_reply_per_transition(slack: RunningFakeSlack, sim: RunningSimulator, count: int) -> None:
+    """Check `count` jobs were made, one card each, with one thread reply per transition of the job:
+    unique, each starting where the last ended, from PENDING (the status a job is created in) to the
+    status the simulator says the job ended in, which the card shows."""
+    found = cards(slack)
+    assert len(found) == count
+    assert sim.state.stats.jobs_created == count  # no job created twice
+    for job_id, card in found.items():
+        steps = transitions(slack, card)
+        assert len(steps) == len(set(steps)), f"a transition was replied twice: {steps}"
+        assert steps, "a job finished with no transition replied"
+        chain = [steps[0].split("->")[0]] + [step.split("->")[1] for step in steps]
+        assert all(a.split("->")[1] == b.split("->")[0] for a, b in zip(steps, steps[1:], strict=False)), (
+            steps
+        )
+        assert chain[0] == "PENDING", steps
+        final = str(sim.state.view(sim.state.find(job_id)).status)
+        assert chain[-1] == final, (steps, final)
+        assert chain[-1].lower() == card_status(card)

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     Stack,
     wait_until,
 )
+from tests.support import buttons, card_status  # also imported from here by other e2e modules
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -33,25 +34,6 @@ def everything(message: Any) -> str:
     text = getattr(message, "text", "") or ""
     blocks = getattr(message, "blocks", []) or []
     return text + "\n" + json.dumps(blocks, ensure_ascii=False)
-
-
-def card_status(message: Any) -> str:
-    """Return the status word a card's fallback text shows (`Move to X: Completed, …` → `completed`)."""
-    if message is None or ":" not in message.text:
-        return ""
-    return str(message.text.split(":", 1)[1].split(",")[0]).strip().lower()
-
-
-def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Return the interactive elements of some blocks by action_id."""
-    found: dict[str, dict[str, Any]] = {}
-    for block in blocks:
-        for element in block.get("elements", []) if block.get("type") == "actions" else []:
-            found.setdefault(element["action_id"], element)
-        accessory = block.get("accessory")
-        if accessory and "action_id" in accessory:
-            found.setdefault(accessory["action_id"], accessory)
-    return found
 
 
 async def sim_jobs(stack: Stack) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from bot.devslack.server import RunningFakeSlack, running_fake_slack
 from bot.ids import ActionId
 from bot.simulator.app import RunningSimulator, SimulatorConfig, running_simulator
 from bot.tracker import calls_budget
-from tests.component.conftest import postgres_database
 from tests.e2e.conftest import (
     BOT_TOKEN,
     CF_TOKEN,
@@ -31,15 +30,15 @@ from tests.e2e.conftest import (
     OPERATOR,
     SIGNING_SECRET,
     BotProcess,
-    bot_env,
-    free_port,
+    all_finished,
+    assert_one_reply_per_transition,
+    running_replicas,
     wait_until,
 )
 from tests.e2e.test_metrics import scrape, series, value
-from tests.e2e.test_slack_flows import buttons, card_status
+from tests.e2e.test_slack_flows import buttons
 
 POLL_SECONDS = 1.0
-TERMINAL = {"completed", "failed", "cancelled", "skipped"}
 LIST = "GET /accounts/{account_id}/email-security/investigate/bulk"
 
 
@@ -59,32 +58,9 @@ async def replicas(
 ) -> AsyncIterator[list[BotProcess]]:
     """Two bot processes on a fresh PostgreSQL database (stopped, and the database dropped, after)."""
     sim, slack = servers
-    async with postgres_database() as url:
-        extra = {"SWEEP_DATABASE_URL": url, "SWEEP_POLL_SECONDS": str(POLL_SECONDS)}
-        bots = [
-            BotProcess(
-                env=bot_env(
-                    sim_url=sim.base_url,
-                    slack_url=slack.api_url,
-                    database=tmp_path / "unused.db",  # SWEEP_DATABASE_URL wins
-                    extra=extra,
-                ),
-                port=free_port(),
-                log_path=tmp_path / f"bot{n}.log",
-            )
-            for n in range(2)
-        ]
-        try:
-            for bot in bots:
-                await bot.start()
-            yield bots
-        finally:
-            for bot in bots:
-                bot.stop()
-            assert not (tmp_path / "unused.db").exists()
-            for bot in bots:
-                leaked = [line for line in bot.logs().splitlines() if BOT_TOKEN in line or CF_TOKEN in line]
-                assert not leaked, f"a token reached a bot's log: {leaked[:3]}"
+    extra = {"SWEEP_POLL_SECONDS": str(POLL_SECONDS)}
+    async with running_replicas(tmp_path, sim, slack, count=2, extra_env=extra) as running:
+        yield running.bots
 
 
 async def lease_holders(bots: list[BotProcess]) -> list[int]:
@@ -126,47 +102,6 @@ async def create_through(
     preview = await wait_until(shown, timeout=15, what=f"the preview of {tag}")
     response = await confirm_on.block_action(ActionId.CONFIRM_CREATE, message_blocks=list(preview.blocks))
     assert response.status == 200
-
-
-def cards(slack: RunningFakeSlack) -> dict[str, Any]:
-    """Return the job cards in the incident channel by job id (failing on a second card for a job)."""
-    found: dict[str, Any] = {}
-    for message in slack.state.top_level(CHANNEL):
-        meta = message.metadata or {}
-        if meta.get("event_type") == "sweep_card":
-            job_id = meta["event_payload"]["job_id"]
-            assert job_id not in found, f"job {job_id} has two cards"
-            found[job_id] = message
-    return found
-
-
-def transitions(slack: RunningFakeSlack, card: Any) -> list[str]:
-    """Return the transitions replied in a card's thread, in order."""
-    return [
-        m.metadata["event_payload"]["transition"]
-        for m in slack.state.messages(CHANNEL)
-        if m.is_reply
-        and m.thread_ts == card.ts
-        and (m.metadata or {}).get("event_type") == "sweep_transition"
-    ]
-
-
-async def all_finished(slack: RunningFakeSlack, count: int) -> bool:
-    found = cards(slack)
-    return len(found) == count and all(card_status(card) in TERMINAL for card in found.values())
-
-
-def assert_one_reply_per_transition(slack: RunningFakeSlack, sim: RunningSimulator, count: int) -> None:
-    found = cards(slack)
-    assert len(found) == count
-    assert sim.state.stats.jobs_created == count  # no job created twice
-    for card in found.values():
-        steps = transitions(slack, card)
-        assert len(steps) == len(set(steps)), f"a transition was replied twice: {steps}"
-        assert steps, "a job finished with no transition replied"
-        chain = [steps[0].split("->")[0]] + [step.split("->")[1] for step in steps]
-        assert all(a.split("->")[1] == b.split("->")[0] for a, b in zip(steps, steps[1:], strict=False))
-        assert chain[-1].lower() == card_status(card)
 
 
 async def test_two_replicas_one_poller_one_card_per_job_and_the_lease_moves_on_sigkill(

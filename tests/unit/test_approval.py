@@ -8,6 +8,7 @@ import pytest
 
 from bot.approval import (
     ApprovalPolicy,
+    Reason,
     ReasonCode,
     agreed_maximum,
     approval_reasons,
@@ -103,6 +104,76 @@ def test_an_uncounted_preview_is_broad() -> None:
         draft(subject="x"), capped=True, counted_up_to=10_000, internal_domains=INTERNAL
     )
     assert reason.code is ReasonCode.UNCOUNTED and "more than 10,000" in reason.text
+
+
+def test_a_window_of_30_days_and_an_hour_says_more_than_30_days() -> None:
+    params = SearchParams.model_validate(
+        {"start": END - timedelta(days=30, hours=1), "end": END, "detections_only": False, "subject": "x"}
+    )
+    part_day = JobDraft(action=ActionType.MOVE, destination=Destination.JUNK_EMAIL, search_params=params)
+    [reason] = breadth_reasons(part_day, capped=False, counted_up_to=1, internal_domains=INTERNAL)
+    assert reason.code is ReasonCode.LONG_WINDOW
+    assert "more than 30 days" in reason.text and "30 days, more than 30" not in reason.text
+
+
+def every_reason() -> list[Reason]:
+    """Return one of every reason the rules can give (all four breadth reasons, every kind, the count)."""
+    policy = ApprovalPolicy(internal_domains=INTERNAL, always=frozenset({"purge", "release", "move"}))
+    broad = draft(days=45, final_disposition="MALICIOUS")
+    found = approval_reasons(policy, broad, matched=5, capped=True, counted_up_to=10_000)
+    found += approval_reasons(
+        policy, draft(sender="ceo@corp.example"), matched=5, capped=False, counted_up_to=1
+    )
+    for action, destination in (
+        (ActionType.RELEASE, None),
+        (ActionType.MOVE, Destination.RECOVERABLE_ITEMS_PURGES),
+    ):
+        kind = draft(subject="x", action=action, destination=destination)
+        found += approval_reasons(policy, kind, matched=301, capped=False, counted_up_to=1)
+    found += approval_reasons(
+        ApprovalPolicy(above=0), draft(subject="x"), matched=0, capped=False, counted_up_to=1
+    )
+    return found
+
+
+def test_every_reason_is_a_plain_clause_and_every_breadth_reason_says_what_would_narrow_it() -> None:
+    reasons = every_reason()
+    assert {r.code for r in reasons} == set(ReasonCode)
+    assert {r.text for r in reasons if r.code is ReasonCode.ALWAYS} >= {
+        "it deletes permanently, and every permanent purge needs a second person here",
+        "it releases mail from quarantine, and every release needs a second person here",
+        "it moves mail, and every move needs a second person here",
+    }
+    for reason in reasons:
+        # Shown to people as is (a surface capitalises and ends them): no markup, no final stop.
+        for part in (reason.text, reason.narrow or "x"):
+            assert part[:1].islower() and not part.endswith("."), part
+            assert not set(part) & set("*_`<>&~"), part
+            assert len(part) <= 200, part
+        assert (reason.narrow is not None) is reason.broad, reason
+
+
+def test_an_uncounted_search_is_not_also_said_to_be_over_the_threshold() -> None:
+    reasons = approval_reasons(
+        ApprovalPolicy(), draft(subject="x"), matched=10_000, capped=True, counted_up_to=10_000
+    )
+    assert [r.code for r in reasons] == [ReasonCode.UNCOUNTED]
+    every = approval_reasons(
+        ApprovalPolicy(above=0), draft(subject="x"), matched=10_000, capped=True, counted_up_to=10_000
+    )
+    assert [r.code for r in every] == [ReasonCode.UNCOUNTED, ReasonCode.ABOVE]
+
+
+def test_breadth_reasons_come_first() -> None:
+    policy = ApprovalPolicy(internal_domains=INTERNAL)
+    purge = draft(days=60, sender="ceo@corp.example", destination=Destination.RECOVERABLE_ITEMS_PURGES)
+    reasons = approval_reasons(policy, purge, matched=301, capped=False, counted_up_to=10_000)
+    assert [r.code for r in reasons] == [
+        ReasonCode.INTERNAL_SENDER,
+        ReasonCode.LONG_WINDOW,
+        ReasonCode.ALWAYS,
+        ReasonCode.ABOVE,
+    ]
 
 
 # ---------------------------------------------------------------- the policy

@@ -14,6 +14,7 @@ import pytest
 
 from blocks.approval import build_approval_decided, build_approval_request, build_reject_modal
 from blocks.create_modal import build_preview_view
+from bot.approval import Reason, ReasonCode
 from bot.approvals import canonical_hash, canonical_json, canonical_request
 from bot.draft import REQUEST_COMMENT_MAX
 from bot.forms import justification_errors, parse_justification
@@ -192,7 +193,12 @@ def test_a_preview_that_needs_approval_asks_for_a_justification() -> None:
     assert justification_errors(plain) is None and parse_justification(plain) is None
     view = check_view(
         build_preview_view(
-            metadata="{}", draft=draft, preview=make_result(), limit=100, now=NOW, needs_approval=True
+            metadata="{}",
+            draft=draft,
+            preview=make_result(),
+            limit=100,
+            now=NOW,
+            reasons=[Reason(ReasonCode.ALWAYS, "it deletes permanently")],
         )
     )
     [field] = [b for b in view["blocks"] if b.get("block_id") == BlockId.JUSTIFICATION]
