@@ -167,9 +167,11 @@ def _in_turn(card_free: Collection[str]) -> ColumnElement[bool]:
     delivers them: without it, a reply queued while another replica is still posting the one before
     could be claimed and posted first. A row that is retried keeps the ones after it waiting, too.
     The card edit is one row re-armed in place, showing the current state: never in anyone's way;
-    nor are the `card_free` kinds (the card's own post, messages elsewhere than the card).
+    nor is an approval request's edit (re-armed in place too, and moved to the job it approved, so
+    older than the job's replies), nor the `card_free` kinds (the card's own post, messages
+    elsewhere than the card).
     """
-    aside = sorted({*card_free, OutboxKind.CARD_UPDATE.value})
+    aside = sorted({*card_free, OutboxKind.CARD_UPDATE.value, OutboxKind.APPROVAL_UPDATE.value})
     older = (
         select(_EARLIER.c.id)
         .where(

@@ -8,6 +8,7 @@ intent with the approved maximum; the create's end re-arms the request's message
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ from bot.approvals import canonical_hash, canonical_json, canonical_request
 from bot.cloudflare.models import BulkJob
 from bot.draft import JobDraft
 from bot.models import Approval, ApprovalReason, ApprovalState, MessageSummary
+from bot.outbox import Notifier
+from bot.slack_port import RecordingSlackPort, SlackTransientError
 from bot.store import IntentState, OutboxKind, OutboxState, PreviewState, SqlStore, open_store
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -294,3 +297,48 @@ async def test_the_creates_end_rearms_the_message_with_the_job_or_the_failure(st
         r for r in rows(await store.list_notices(), OutboxKind.APPROVAL_UPDATE) if r.key.endswith(failed.id)
     ]
     assert told.payload["error"] == "Cloudflare said no (1001)"
+
+
+async def test_the_notifier_posts_the_request_then_edits_that_message_and_links_the_card(
+    store: SqlStore,
+) -> None:
+    """The request is posted once; its edits go to that message (waiting for it, then for the job's card)."""
+    slack = RecordingSlackPort()
+    clock = [T0]
+    notifier = Notifier(store, slack, clock=lambda: clock[0], min_edit_interval=0)
+    made = await requested(store)
+    await store.approve(
+        made.id, approver=APPROVER, tag="tag-notify", account_id="acct", request=request_of(made), now=T0
+    )
+    # A crash-like stall of the post: the edit cannot go before the message it edits exists.
+    slack.fail_next(SlackTransientError("internal_error"))
+    await notifier.drain_once()
+    assert slack.top_level(CHANNEL) == [] and slack.count("update_message") == 0
+    clock[0] += timedelta(minutes=10)  # past any backoff
+    await notifier.drain_once()
+    clock[0] += timedelta(minutes=10)
+    await notifier.drain_once()
+    [message] = slack.top_level(CHANNEL)
+    assert message.metadata == {"event_type": "sweep_approval", "event_payload": {"approval_id": made.id}}
+    shown = json.dumps(message.blocks)
+    assert message.edits == 1 and "Approved by <@U0BOB>" in shown and "creating the job" in shown
+    # The job is created: the edit waits for the job's card, then links to it.
+    job = BulkJob.model_validate(
+        {
+            "job_id": JOB,
+            "action_type": "MOVE",
+            "action_params": {"type": "MOVE", "destination": "RecoverableItemsPurges"},
+            "search_params": {"subject": "Invoice <urgent>", "detections_only": False},
+            "status": "PENDING",
+            "comment": "[sweep:tag-notify]",
+            "created_at": "2026-11-20T08:59:00Z",
+        }
+    )
+    await store.finish_create("tag-notify", job, now=clock[0])
+    clock[0] += timedelta(minutes=1)
+    await notifier.drain_once()
+    await notifier.drain_once()
+    card = next(m for m in slack.top_level(CHANNEL) if (m.metadata or {}).get("event_type") == "sweep_card")
+    assert message.edits == 2 and message.metadata["event_payload"] == {"approval_id": made.id}  # type: ignore[index]
+    assert f"p{card.ts.replace('.', '')}|job card>" in json.dumps(message.blocks)
+    assert slack.count("post_message") == 3  # the request (tried twice) and the card: never the request again
