@@ -98,6 +98,11 @@ def mention(user_id: str | None, *, empty: str = "—") -> str:
     return safe(user_id, 64)
 
 
+def message_link(channel_id: str, ts: str) -> str:
+    """Return a link to a Slack message (Slack redirects it to the workspace)."""
+    return f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+
+
 def mrkdwn(text: str) -> dict[str, Any]:
     """Return a verbatim mrkdwn text object (invisible characters removed)."""
     return {"type": "mrkdwn", "text": visible(text), "verbatim": True}

@@ -270,7 +270,9 @@ def build_create_modal(
     }
 
 
-MODAL_ADD_COMMENT = "go back with *← Edit search* and write one, for example the ticket"
+MODAL_ADD_COMMENT = (
+    "write it in the *Justification* field below (or go back with *← Edit search*), for example the ticket"
+)
 """How to give the modal's justification (the comment) when it has none."""
 REQUEST_APPROVAL = "Request approval"
 """The preview's submit label when a second person must approve the job."""
@@ -287,8 +289,8 @@ def build_preview_view(
 ) -> dict[str, Any]:
     """Build the modal's preview step: summary, samples, Edit search, and Create (typed word if dangerous).
 
-    `reasons` are why a second person must approve it: shown first, and the submit then says
-    Request approval.
+    `reasons` are why a second person must approve it: shown first, the submit then says Request
+    approval, and a justification is required (a field prefilled with the comment).
     """
     word = confirmation_word(draft)
     if reasons:
@@ -326,6 +328,17 @@ def build_preview_view(
                 element,
                 optional=False,
                 hint=danger_sentence(draft, preview, limit),
+            )
+        )
+    if reasons:
+        blocks.append(
+            _input(
+                BlockId.JUSTIFICATION,
+                "Justification",
+                _text_input(ActionId.JUSTIFICATION, limit=COMMENT_MAX, initial=draft.comment, multiline=True),
+                optional=False,
+                hint="This job needs a second person's approval: say why it is needed (it is shown to "
+                "the approvers and kept in the job's comment).",
             )
         )
     return {

@@ -39,6 +39,7 @@ from slack_sdk.webhook import WebhookResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 import handlers
+from bot.approvals import ApprovalService
 from bot.budget import BudgetLimits, SharedBudget
 from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient, RetryPolicy
@@ -474,7 +475,11 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             on_overshoot=guard,
         )
         try:
-            policy = Policy(operators=settings.operators, channels=settings.channels)
+            policy = Policy(
+                operators=settings.operators,
+                channels=settings.channels,
+                approvers=settings.approval_policy.approvers,
+            )
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if policy.everyone:
@@ -509,8 +514,16 @@ async def open_runtime(settings: Settings, cloudflare: CloudflareSettings) -> As
             max_active_jobs=settings.sweep_max_active_jobs,
             approval_policy=settings.approval_policy,
         )
+        approvals = ApprovalService(
+            jobs=jobs,
+            store=store,
+            policy=settings.approval_policy,
+            account_id=cloudflare.account_id,
+            wake_notifier=notifier.wake,
+        )
         services = Services(
             jobs=jobs,
+            approvals=approvals,
             policy=policy,
             resolve_group_members=groups.members,
             clock=utc_now,
@@ -581,7 +594,7 @@ def _usergroup_fetcher(client: AsyncWebClient) -> Callable[[str], Awaitable[froz
 
 @contextlib.asynccontextmanager
 async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
-    """Run the tracker, notifier and create resolver beside the app until the block exits."""
+    """Run the tracker, notifier, create resolver and approval expiry beside the app until the block exits."""
     stop = asyncio.Event()
     # Before any request is served: creates a stopped process left open are resolved by tag.
     await runtime.resolver.adopt_orphans()
@@ -589,6 +602,8 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
         asyncio.create_task(runtime.tracker.run(stop), name="tracker"),
         asyncio.create_task(runtime.notifier.run(stop), name="notifier"),
         asyncio.create_task(runtime.resolver.run(stop), name="create resolver"),
+        # Every replica may sweep: each expiry is a conditional update of a locked row, done once.
+        asyncio.create_task(runtime.services.approvals.run(stop), name="approval expiry"),
     ]
     # The tracker sets the gauge from the lease at each check; 1 from the start on SQLite.
     runtime.metrics.poller_lease.set(1 if runtime.store.poller_lease.held else 0)

@@ -138,11 +138,13 @@ def parse_above(text: str) -> int | None:
 
 
 def parse_always(text: str) -> frozenset[str]:
-    """Read a comma list from purge, release and move (empty: none)."""
+    """Read a comma list from purge, release and move (`none`, `off` or empty: none)."""
+    if text.strip().lower() in ("none", "off"):
+        return frozenset()
     kinds = frozenset(part.strip().lower() for part in text.split(",") if part.strip())
     unknown = sorted(kinds - set(ALWAYS_KINDS))
     if unknown:
-        raise ValueError(f"must list only {', '.join(ALWAYS_KINDS)} (comma-separated)")
+        raise ValueError(f"must list only {', '.join(ALWAYS_KINDS)} (comma-separated), or none")
     return kinds
 
 

@@ -222,9 +222,13 @@ class JobDraft(BaseModel):
             pairs.append(("Detections only", "yes" if params.detections_only else "no"))
         return pairs
 
-    def to_request(self, *, requester_label: str, channel_label: str) -> CreateJobRequest:
-        """Build the Cloudflare request; its comment records who asked, where, and the analyst's comment."""
+    def to_request(
+        self, *, requester_label: str, channel_label: str, approver_label: str | None = None
+    ) -> CreateJobRequest:
+        """Build the Cloudflare request; its comment records who asked, where, who approved, and why."""
         comment = f"Sweep: requested by {clip(requester_label, 100)} in {clip(channel_label, 100)}"
+        if approver_label is not None:
+            comment += f", approved by {clip(approver_label, 100)}"
         if self.comment and self.comment.strip():
             comment += " \u2014 " + self.comment.strip()
         return CreateJobRequest(

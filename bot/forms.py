@@ -291,3 +291,48 @@ def confirmation_errors(state_values: object, draft: JobDraft) -> FormErrors | N
     """Return the typed-word problem as field errors for `ack(response_action="errors")`, or None."""
     problem = parse_confirmation(state_values, draft)
     return None if problem is None else FormErrors({BlockId.CONFIRM_WORD.value: problem})
+
+
+def _asks_justification(view: object) -> bool:
+    blocks = view.get("blocks") if isinstance(view, Mapping) else None
+    return isinstance(blocks, list) and any(
+        isinstance(b, Mapping) and b.get("block_id") == BlockId.JUSTIFICATION for b in blocks
+    )
+
+
+def _state_values(view: object) -> Mapping[str, Any]:
+    state = view.get("state") if isinstance(view, Mapping) else None
+    values = state.get("values") if isinstance(state, Mapping) else None
+    return values if isinstance(values, Mapping) else {}
+
+
+def parse_justification(view: object) -> str | None:
+    """Return the justification typed in a preview that asks for one (None: not asked, empty, unreadable)."""
+    if not _asks_justification(view):
+        return None
+    try:
+        return _text(
+            _state_values(view), BlockId.JUSTIFICATION, ActionId.JUSTIFICATION, COMMENT_MAX, multiline=True
+        )
+    except _Invalid:
+        return None
+
+
+def justification_errors(view: object) -> FormErrors | None:
+    """Return the field error of a preview that asks for a justification when none usable was typed."""
+    if not _asks_justification(view):
+        return None
+    try:
+        typed = _text(
+            _state_values(view), BlockId.JUSTIFICATION, ActionId.JUSTIFICATION, COMMENT_MAX, multiline=True
+        )
+    except _Invalid as error:
+        return FormErrors({BlockId.JUSTIFICATION.value: str(error)})
+    if typed is None:
+        return FormErrors(
+            {
+                BlockId.JUSTIFICATION.value: "A second person must approve this job: say why it is needed "
+                "(e.g. the incident ticket)."
+            }
+        )
+    return None

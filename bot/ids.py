@@ -17,6 +17,8 @@ class ActionId(StrEnum):
     CONFIRM_CREATE = "sweep_confirm_create"  # inline preview: value = ConfirmCreateValue
     DISMISS_PREVIEW = "sweep_dismiss_preview"  # inline preview: value is a constant
     LIST_PAGE = "sweep_list_page"  # job list Previous/Next: value = ListPageValue
+    APPROVE_JOB = "sweep_approve_job"  # approval request: value = ApprovalButtonValue
+    REJECT_JOB = "sweep_reject_job"  # approval request: value = ApprovalButtonValue (opens the reject modal)
     # Create modal (listeners).
     # MOVE/RELEASE radio (dispatch_action): views.update to show or hide the destination.
     ACTION_SELECT = "sweep_action_select"
@@ -38,6 +40,8 @@ class ActionId(StrEnum):
     DETECTIONS_ONLY = "sweep_detections_only"
     COMMENT = "sweep_comment"
     CONFIRM_WORD = "sweep_confirm_word"
+    JUSTIFICATION = "sweep_justification"  # preview view of a job that needs approval: the why
+    REJECT_REASON = "sweep_reject_reason"  # reject modal: the optional reason
 
 
 class BlockId(StrEnum):
@@ -62,10 +66,14 @@ class BlockId(StrEnum):
     COMMENT = "sweep_comment"
     # Preview view.
     CONFIRM_WORD = "sweep_confirm_word"
+    JUSTIFICATION = "sweep_justification"
     PREVIEW_ACTIONS = "sweep_preview_actions"
     # Messages.
     CARD_ACTIONS = "sweep_card_actions"
     INLINE_PREVIEW_ACTIONS = "sweep_inline_preview_actions"
+    APPROVAL_ACTIONS = "sweep_approval_actions"
+    # Reject modal.
+    REJECT_REASON = "sweep_reject_reason"
     # Previous and Next sit in separate blocks: an action_id must be unique within its block.
     LIST_PAGE_PREVIOUS = "sweep_list_page_previous"
     LIST_PAGE_NEXT = "sweep_list_page_next"
@@ -77,6 +85,7 @@ class CallbackId(StrEnum):
     CREATE_FORM = "sweep_create_form"  # submit: parse with bot.forms.parse_create_form
     CREATE_PREVIEW = "sweep_create_preview"  # submit: check bot.forms.parse_confirmation, then create
     CREATE_STATUS = "sweep_create_status"  # loading / result views (no submit button)
+    REJECT_APPROVAL = "sweep_reject_approval"  # submit: reject the approval named by RejectMetadata
 
 
 class EventType(StrEnum):
@@ -85,6 +94,7 @@ class EventType(StrEnum):
     CARD = "sweep_card"
     TRANSITION = "sweep_transition"
     NOTICE = "sweep_notice"
+    APPROVAL = "sweep_approval"
 
 
 DISMISS_VALUE = "dismiss"

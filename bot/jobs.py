@@ -9,6 +9,7 @@ are part of the domain come back as values, not exceptions.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -37,14 +38,16 @@ from bot.cloudflare.models import (
 from bot.creates import CreateResolver
 from bot.draft import JobDraft, validate_draft
 from bot.errors import CloudflareFailed, JobNotFound, failed, translated
-from bot.models import AuditAction, AuditEntry, JobLookup, JobPage, TrackedJob
+from bot.models import Approval, AuditAction, AuditEntry, JobLookup, JobPage, TrackedJob
 from bot.store import IntentState, PreviewRecord, PreviewState, Store
 from bot.throttle import BudgetKind, RequestBudgets, ThrottledError
 
 __all__ = [
     "PREVIEW_LIMIT",
     "PREVIEW_TTL",
+    "SAMPLES_KEPT",
     "CancelOutcome",
+    "Confirmable",
     "CreateOutcome",
     "CreateStatus",
     "JobService",
@@ -61,7 +64,13 @@ PREVIEW_PAGE = 1000
 _NAMED_ACTIVE = 3
 #: How long a preview may be confirmed (Slack's response_url lives 30 minutes too).
 PREVIEW_TTL = timedelta(minutes=30)
+#: How many of a preview's sample messages are stored with it (what an approval request shows).
+SAMPLES_KEPT = 5
 _EXPIRED = "this preview expired; run the command again to see a fresh count"
+_EDITED = (
+    "the form's data changed after the preview was counted, so it is not what was previewed; "
+    "run `/sweep new` again"
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class CreateStatus(StrEnum):
     UNKNOWN = "unknown"  # Cloudflare may have made it: being resolved by tag
     ALREADY_CONFIRMED = "already_confirmed"  # this preview was used before (double click, replay)
     REFUSED = "refused"  # the preview cannot be confirmed (unknown, expired, someone else's, forged)
+    AWAITING_APPROVAL = "awaiting_approval"  # a second person must approve: a request was posted
+    ALREADY_REQUESTED = "already_requested"  # this preview's approval request exists already
+    NEEDS_JUSTIFICATION = "needs_justification"  # it needs approval, and approval needs a why
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,16 @@ class CreateOutcome:
     tracked: TrackedJob | None = None
     earlier_failed: bool = False  # ALREADY_CONFIRMED: the create that used this preview failed
     reason: str | None = None
+    approval: Approval | None = None  # AWAITING_APPROVAL, ALREADY_REQUESTED: the stored request
+    reasons: tuple[str, ...] = ()  # AWAITING_APPROVAL, NEEDS_JUSTIFICATION: why a second person
+
+
+@dataclass(frozen=True)
+class Confirmable:
+    """A stored preview its requester may confirm now, and the draft it holds (`check_confirm`)."""
+
+    record: PreviewRecord
+    draft: JobDraft
 
 
 class PreviewUnusableError(Exception):
@@ -164,7 +186,7 @@ class JobService:
 
     # ------------------------------------------------------------------ budgets
 
-    async def _spend(self, kind: BudgetKind, actor: str, channel_id: str | None) -> None:
+    async def spend(self, kind: BudgetKind, actor: str, channel_id: str | None) -> None:
         """Count one Cloudflare-calling request, or raise ThrottledError (audited once a minute)."""
         try:
             self._budgets.take(kind, actor)
@@ -225,7 +247,7 @@ class JobService:
             channel_id = record.channel_id
         if channel_id is None:
             raise ValueError("a preview needs a channel or the id of an open form")
-        await self._spend(BudgetKind.READ, requester, channel_id)
+        await self.spend(BudgetKind.READ, requester, channel_id)
         search, keep = _preview_search(draft.search_params)
         # One more than the limit: exactly `preview_limit` matches is a count, not "more than".
         with translated():
@@ -247,6 +269,9 @@ class JobService:
             request_hash=request_hash(draft),
             matched=len(result.messages),
             capped=result.capped,
+            samples_json=json.dumps(
+                [m.model_dump(mode="json", by_alias=True) for m in result.messages[:SAMPLES_KEPT]]
+            ),
         )
         if not saved:
             raise PreviewUnusableError("This form was already confirmed; run `/sweep new` for another job.")
@@ -273,16 +298,44 @@ class JobService:
         click_channel_id: str | None = None,
         confirm_check: Callable[[JobDraft], str | None] | None = None,
         on_recorded: Callable[[], Awaitable[None]] | None = None,
+        shown: JobDraft | None = None,
     ) -> CreateOutcome:
         """Create exactly the stored preview, once; a second confirm creates nothing and says so.
 
         `click_channel_id` is the channel Slack says a Confirm button was clicked in (None for the
         modal, whose channel was recorded when it was opened); it must be the preview's channel.
+        `shown` is the draft the modal carried: if it is not what was previewed, nothing is created.
         The intent is recorded with the preview's use, in one transaction, before the POST, so a
         crash is resolved by tag later, never by creating twice. An ambiguous failure leaves the
         intent open for the resolver and says the outcome is unknown. `on_recorded` runs once the
         intent is recorded, before the POST (so "Creating the job…" is only ever said of a recorded
         create).
+        """
+        checked = await self.check_confirm(
+            preview_id,
+            actor=actor,
+            click_channel_id=click_channel_id,
+            confirm_check=confirm_check,
+            shown=shown,
+        )
+        if isinstance(checked, CreateOutcome):
+            return checked
+        return await self.create_checked(checked, actor=actor, on_recorded=on_recorded)
+
+    async def check_confirm(
+        self,
+        preview_id: str,
+        *,
+        actor: str,
+        click_channel_id: str | None = None,
+        confirm_check: Callable[[JobDraft], str | None] | None = None,
+        shown: JobDraft | None = None,
+    ) -> Confirmable | CreateOutcome:
+        """Return the preview `actor` may confirm now, or the outcome that says why not (refusals audited).
+
+        A preview used before gives ALREADY_CONFIRMED; an unknown, expired, someone else's or
+        other channel's preview, a stored draft no form could have typed, a `shown` draft that is not
+        the stored one, or a failed `confirm_check` gives REFUSED.
         """
         record = await self._store.get_preview(preview_id)
         refusal = self._refusal(record, actor=actor, click_channel_id=click_channel_id)
@@ -295,19 +348,35 @@ class JobService:
         if record.state is PreviewState.USED:
             return await self._already(record)
         draft = JobDraft.model_validate_json(record.draft_json or "")
-        problem = validate_draft(draft) or (confirm_check(draft) if confirm_check is not None else None)
+        problem = validate_draft(draft)
+        if problem is None and shown is not None and request_hash(shown) != record.request_hash:
+            problem = _EDITED
+        if problem is None and confirm_check is not None:
+            problem = confirm_check(draft)
         if problem is not None:
             await self._audit(
                 actor, AuditAction.DENIED, None, record.channel_id, f"refused: {problem}", detail="create"
             )
             return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=problem)
-        busy = await self._too_many_active()
+        return Confirmable(record=record, draft=draft)
+
+    async def create_checked(
+        self,
+        checked: Confirmable,
+        *,
+        actor: str,
+        on_recorded: Callable[[], Awaitable[None]] | None = None,
+    ) -> CreateOutcome:
+        """Create a checked preview (see `create_from_preview`): use it and record the intent, then POST."""
+        record, draft = checked.record, checked.draft
+        preview_id = record.id
+        busy = await self.too_many_active()
         if busy is not None:
             await self._audit(
                 actor, AuditAction.DENIED, None, record.channel_id, f"refused: {busy}", detail="create"
             )
             return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=busy)
-        await self._spend(BudgetKind.WRITE, actor, record.channel_id)
+        await self.spend(BudgetKind.WRITE, actor, record.channel_id)
         request = draft.to_request(requester_label=f"@{actor}", channel_label=f"#{record.channel_id}")
         tag = make_request_tag()
         before = await self._store.consume_preview(
@@ -326,9 +395,9 @@ class JobService:
             return CreateOutcome(CreateStatus.REFUSED, channel_id=record.channel_id, reason=_EXPIRED)
         if on_recorded is not None:
             await on_recorded()
-        return await self._send_create(tag, request, actor=actor, channel_id=record.channel_id)
+        return await self.send_create(tag, request, actor=actor, channel_id=record.channel_id)
 
-    async def _too_many_active(self) -> str | None:
+    async def too_many_active(self) -> str | None:
         """Say why one more job may not start now (SWEEP_MAX_ACTIVE_JOBS reached), or None."""
         if self.max_active_jobs is None:
             return None
@@ -373,9 +442,10 @@ class JobService:
             reason=intent.error if intent is not None else None,
         )
 
-    async def _send_create(
+    async def send_create(
         self, tag: str, request: CreateJobRequest, *, actor: str, channel_id: str
     ) -> CreateOutcome:
+        """POST a create recorded under `tag`; finish it, fail it or leave it unknown, by the answer."""
         try:
             job = await self._client.create_job(request, request_tag=tag)
         except CreateOutcomeUnknownError as error:
@@ -427,7 +497,7 @@ class JobService:
         if tracked is not None and tracked.is_terminal:
             await self._audit(actor, AuditAction.CANCEL, job_id, channel_id, "noop: already finished")
             return CancelOutcome(job=tracked, already_finished=True)
-        await self._spend(BudgetKind.WRITE, actor, channel_id)
+        await self.spend(BudgetKind.WRITE, actor, channel_id)
         try:
             with translated(job_id):
                 try:
@@ -463,7 +533,7 @@ class JobService:
         channel_id: str | None = None,
     ) -> JobPage:
         """Return one page of the account's recent jobs, newest first."""
-        await self._spend(BudgetKind.READ, actor, channel_id)
+        await self.spend(BudgetKind.READ, actor, channel_id)
         with translated():
             found = await self._client.list_jobs(
                 status=status, action_type=action_type, page=page, per_page=per_page
@@ -472,7 +542,7 @@ class JobService:
 
     async def status(self, job_id: str, *, actor: str, channel_id: str | None = None) -> JobLookup:
         """Return Cloudflare's current view of a job, as Sweep's record of it when tracked."""
-        await self._spend(BudgetKind.READ, actor, channel_id)
+        await self.spend(BudgetKind.READ, actor, channel_id)
         with translated(job_id):
             job = await self._client.get_job(job_id)
         tracked = await self._store.get_job(job_id)
@@ -489,7 +559,7 @@ class JobService:
 
         Its card is posted by the notifier; the tracker follows it from the next cycle on.
         """
-        await self._spend(BudgetKind.READ, requester, channel_id)
+        await self.spend(BudgetKind.READ, requester, channel_id)
         with translated(job_id):
             job = await self._client.get_job(job_id)
         now = self._clock()
@@ -508,6 +578,19 @@ class JobService:
     async def record_refusal(self, actor: str, what: str, channel_id: str | None, reason: str) -> None:
         """Write a refused attempt to the audit log."""
         await self._audit(actor, AuditAction.DENIED, None, channel_id, f"refused: {reason}", detail=what)
+
+    async def audit(
+        self,
+        actor: str,
+        action: AuditAction,
+        job_id: str | None,
+        channel_id: str | None,
+        outcome: str,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        """Append one entry to the audit log, stamped with the service's clock."""
+        await self._audit(actor, action, job_id, channel_id, outcome, detail=detail)
 
     async def _audit(
         self,

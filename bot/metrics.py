@@ -2,10 +2,10 @@
 
 Events are counted where they happen (an ack, a Cloudflare answer, a budget reservation, a poll
 cycle) through the small `observe_*` methods; states are read when Prometheus scrapes: the follow-up
-queue and the Slack-side request budgets from memory, the outbox, the tracked jobs and the shared
-Cloudflare budget from the store (`refresh`, two cheap statements, awaited by the /metrics handler
-before the synchronous exposition). Every label has a small fixed
-set of values: a surface, a route template, a status, a state.
+queue and the Slack-side request budgets from memory, the outbox, the tracked jobs, the pending
+approvals and the shared Cloudflare budget from the store (`refresh`, a few cheap statements, awaited
+by the /metrics handler before the synchronous exposition). Every label has a small fixed set of
+values: a surface, a route template, a status, a state.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class GaugeSource(Protocol):
     """The store's one metrics query (see `SqlStore.gauge_counts`)."""
 
     async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
-        """Return (table, state, rows, oldest due_at epoch) for outbox rows and active tracked jobs."""
+        """Return (table, state, rows, oldest due_at epoch): outbox rows, active jobs, pending approvals."""
 
 
 class BudgetSource(Protocol):
@@ -243,11 +243,14 @@ class SweepMetrics:
         outbox = dict.fromkeys(_OUTBOX_STATES, 0)
         jobs = {str(status): 0 for status in ACTIVE_STATUSES}
         oldest: float | None = None
+        approvals_pending = 0
         for table, state, rows, due in counts:
             if table == "outbox":
                 outbox[state] = rows
                 if state != "failed" and due is not None:
                     oldest = due if oldest is None else min(oldest, due)
+            elif table == "approvals":
+                approvals_pending += rows
             else:
                 jobs[state] = rows
         family = GaugeMetricFamily(
@@ -272,6 +275,11 @@ class SweepMetrics:
         for status, rows in jobs.items():
             family.add_metric([status], rows)
         yield family
+        yield GaugeMetricFamily(
+            "sweep_approvals_pending",
+            "Approval requests waiting for a second person (neither decided nor expired yet).",
+            value=approvals_pending,
+        )
 
 
 class _StateCollector(Collector):

@@ -33,10 +33,14 @@ from bot.cloudflare.models import (
     is_known_count,
     is_terminal,
 )
+from bot.draft import JobDraft
 
 __all__ = [
     "UNKNOWN_COUNT",
     "ActionType",
+    "Approval",
+    "ApprovalReason",
+    "ApprovalState",
     "AuditAction",
     "AuditEntry",
     "DeliveryStatus",
@@ -177,6 +181,10 @@ class AuditAction(StrEnum):
     WATCH = "watch"
     DENIED = "denied"
     AUTO_CANCEL = "auto_cancel"  # Sweep cancelled a job that discovered more than was agreed
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVE = "approve"
+    REJECT = "reject"
+    APPROVAL_EXPIRED = "approval_expired"
 
 
 class AuditEntry(BaseModel):
@@ -192,3 +200,57 @@ class AuditEntry(BaseModel):
     channel_id: str | None = None
     outcome: str  # "ok", "error: …", "refused: …"
     detail: str | None = None
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"  # waiting for a second person
+    APPROVED = "approved"  # approved: its create intent carries the job
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided before `expires_at`
+
+
+class ApprovalReason(BaseModel):
+    """Why a job needs a second person (`bot.approval.Reason`, as stored and shown)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    text: str
+    narrow: str | None = None
+
+
+class Approval(BaseModel):
+    """A job waiting for (or decided by) a second person: exactly the request that was previewed.
+
+    `request` is the canonical request — action, folder, every search field with absolute dates,
+    `detections_only` — with no comment; `request_hash` is the hash of its canonical JSON, checked
+    again before the job is created. `justification` is the requester's comment.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    preview_id: str
+    requester: str
+    channel_id: str
+    request: JobDraft
+    request_hash: str
+    justification: str
+    matched: int
+    capped: bool = False
+    samples: list[MessageSummary] = Field(default_factory=list)
+    reasons: list[ApprovalReason] = Field(default_factory=list)
+    agreed_max: int
+    state: ApprovalState
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str | None = None  # the reason given for a rejection
+    tag: str | None = None  # the create intent's request tag, once approved
+    expires_at: datetime
+    created_at: datetime
+
+    def is_expired(self, now: datetime) -> bool:
+        """Return True when it can no longer be approved because its time ran out (or it was expired)."""
+        return self.state is ApprovalState.EXPIRED or (
+            self.state is ApprovalState.PENDING and self.expires_at <= now
+        )

@@ -26,6 +26,7 @@ from bot.draft import JobDraft
 from bot.slack_limits import BUTTON_VALUE_MAX, PRIVATE_METADATA_MAX
 
 __all__ = [
+    "ApprovalButtonValue",
     "CancelButtonValue",
     "ConfirmCreateValue",
     "ListPageValue",
@@ -33,6 +34,7 @@ __all__ = [
     "Payload",
     "PayloadError",
     "PayloadTooLargeError",
+    "RejectMetadata",
     "decode",
     "encode",
 ]
@@ -86,6 +88,26 @@ class ConfirmCreateValue(Payload):
     """
 
     preview_id: PreviewId
+
+
+ApprovalId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+
+
+class ApprovalButtonValue(Payload):
+    """The Approve and Reject buttons of an approval request: only the id of the stored request.
+
+    What is approved, for whom and where, is read from the stored request, never from here.
+    """
+
+    approval_id: ApprovalId
+
+
+class RejectMetadata(Payload):
+    """The reject modal's `private_metadata`: the approval it rejects (re-authorised at submit)."""
+
+    MAX_CHARS: ClassVar[int] = PRIVATE_METADATA_MAX
+
+    approval_id: ApprovalId
 
 
 class ModalMetadata(Payload):

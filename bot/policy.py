@@ -1,8 +1,11 @@
-"""Who may do what: operators (Slack users and user groups) and channels. Default deny.
+"""Who may do what: operators (Slack users and user groups), approvers and channels. Default deny.
 
 Viewing (help, list, status) is allowed to anyone in an allowed channel; creating, cancelling and
-watching jobs is for operators only. A user group's members are resolved through an injected
-callable (the app passes one calling `usergroups.users.list`), cached by `GroupMembershipCache`.
+watching jobs is for operators only; approving (and rejecting) a job that needs a second person is
+for the approvers (`SWEEP_APPROVERS`, users and user groups; unset: any operator) — and never for
+the person who asked, which the approval use case checks against the stored request. A user
+group's members are resolved through an injected callable (the app passes one calling
+`usergroups.users.list`), cached by `GroupMembershipCache`.
 """
 
 from __future__ import annotations
@@ -41,11 +44,17 @@ class Operation(StrEnum):
     CANCEL = "cancel jobs"
     WATCH = "watch jobs"
     OPEN_FORM = "open the create form"
+    APPROVE = "approve jobs"
 
 
 def not_an_operator(operation: Operation) -> str:
     """Return the refusal for a non-operator, naming what they tried."""
     return f"only Sweep operators may {operation}; ask an admin to add you to SWEEP_OPERATORS"
+
+
+def not_an_approver() -> str:
+    """Return the refusal for someone not listed in SWEEP_APPROVERS."""
+    return "only Sweep approvers may approve jobs; ask an admin to add you to SWEEP_APPROVERS"
 
 
 NOT_AN_OPERATOR = not_an_operator(Operation.CREATE)
@@ -87,7 +96,25 @@ def parse_ids(entries: Iterable[str]) -> frozenset[str]:
 class Policy:
     """Authorisation rules: who operates (users `U…`/`W…`, user groups `S…`, or `*`) and where."""
 
-    def __init__(self, operators: frozenset[str], channels: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        operators: frozenset[str],
+        channels: frozenset[str] | None,
+        approvers: frozenset[str] | None = None,
+    ) -> None:
+        """`approvers`: who may approve (users and user groups); None: any operator."""
+        self._approver_users: frozenset[str] | None = None
+        self._approver_groups: tuple[str, ...] = ()
+        if approvers is not None:
+            listed = parse_ids(approvers)
+            bad = sorted(e for e in listed if not (is_user_id(e) or _GROUP_RE.match(e)))
+            if bad or not listed:
+                raise ValueError(
+                    "SWEEP_APPROVERS entries must be Slack user IDs (U…/W…) or user-group IDs (S…); "
+                    f"not {', '.join(bad[:5]) or 'nothing'}"
+                )
+            self._approver_users = frozenset(e for e in listed if is_user_id(e))
+            self._approver_groups = tuple(sorted(e for e in listed if _GROUP_RE.match(e)))
         operators = parse_ids(operators)
         bad = sorted(e for e in operators if e != EVERYONE and not (is_user_id(e) or _GROUP_RE.match(e)))
         if bad:
@@ -137,16 +164,53 @@ class Policy:
         resolve_group_members: ResolveMembers,
         operation: Operation = Operation.CREATE,
     ) -> Decision:
-        """Decide whether this user may do `operation` (a failed group lookup denies); a refusal names it."""
-        refusal = not_an_operator(operation)
+        """Decide whether this user may do `operation` (a failed group lookup denies); a refusal names it.
+
+        `Operation.APPROVE` is decided against SWEEP_APPROVERS when it is set, else like any operation.
+        """
+        if operation is Operation.APPROVE and self._approver_users is not None:
+            return await self._member(
+                user_id,
+                users=self._approver_users,
+                groups=self._approver_groups,
+                refusal=not_an_approver(),
+                resolve_group_members=resolve_group_members,
+                role="approver",
+            )
         if self._everyone:
             return Decision.allow("everyone is an operator")
+        return await self._member(
+            user_id,
+            users=self._users,
+            groups=self._groups,
+            refusal=not_an_operator(operation),
+            resolve_group_members=resolve_group_members,
+            role="operator",
+        )
+
+    @property
+    def approvers(self) -> frozenset[str] | None:
+        """Return the users and groups listed in SWEEP_APPROVERS, or None when any operator approves."""
+        if self._approver_users is None:
+            return None
+        return self._approver_users | frozenset(self._approver_groups)
+
+    async def _member(
+        self,
+        user_id: str,
+        *,
+        users: frozenset[str],
+        groups: tuple[str, ...],
+        refusal: str,
+        resolve_group_members: ResolveMembers,
+        role: str,
+    ) -> Decision:
         if not isinstance(user_id, str) or not user_id:
             return Decision.deny(refusal)
-        if user_id in self._users:
-            return Decision.allow("listed operator")
+        if user_id in users:
+            return Decision.allow(f"listed {role}")
         lookup_failed = False
-        for group_id in self._groups:
+        for group_id in groups:
             try:
                 members = await resolve_group_members(group_id)
             except Exception as error:  # any failure must deny, never crash the handler

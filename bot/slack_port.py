@@ -95,8 +95,8 @@ class SlackRateLimitedError(SlackTransientError):
 
 
 def metadata_key(event_payload: Mapping[str, Any]) -> str:
-    """Return the identity of a Sweep message from its metadata payload (job, and transition if any)."""
-    job_id = str(event_payload.get("job_id", ""))
+    """Return the identity of a Sweep message from its metadata payload (job or approval, and transition)."""
+    job_id = str(event_payload.get("job_id") or event_payload.get("approval_id") or "")
     transition = event_payload.get("transition")
     return job_id if transition is None else f"{job_id}|{transition}"
 

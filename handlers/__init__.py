@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import cancel, commands, create, create_form, jobs_list
+from handlers import approval, cancel, commands, create, create_form, jobs_list
 from handlers._common import Services
 
 __all__ = ["Services", "register"]
@@ -21,3 +21,4 @@ def register(app: AsyncApp, services: Services) -> None:
     create_form.register(app, services)
     cancel.register(app, services)
     jobs_list.register(app, services)
+    approval.register(app, services)

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.create_modal import build_loading_view
 from blocks.errors import build_budget_spent, build_cloudflare_error, build_error
 from blocks.notice import build_notice, build_rate_limit_notice, rate_limit_text
+from bot.approvals import ApprovalService
 from bot.dedupe import current_request_key
 from bot.errors import CloudflareBudgetSpent, CloudflareFailed, SweepError
 from bot.followups import ErrorReporter, FollowUps, WaitReporter, Work
@@ -33,6 +34,7 @@ class Services:
     """Everything a listener needs, built once in `bot.app.open_runtime`."""
 
     jobs: JobService
+    approvals: ApprovalService
     policy: Policy
     resolve_group_members: Callable[[str], Awaitable[frozenset[str]]]
     clock: Callable[[], datetime]

@@ -159,14 +159,18 @@ def on_modal_action(services: Services, handle: Callable[[Services, OpenModal], 
 
 
 SubmissionHandler = Callable[
-    [Services, AsyncAck, dict[str, Any], dict[str, Any], AsyncWebClient, ModalMetadata], Awaitable[None]
+    [Services, AsyncAck, dict[str, Any], dict[str, Any], AsyncWebClient, P], Awaitable[None]
 ]
 
 
-def on_submission(
-    services: Services, handle: SubmissionHandler, *, garbled: Callable[[], dict[str, Any]]
+def on_view_submission(
+    services: Services,
+    metadata: type[P],
+    handle: SubmissionHandler[P],
+    *,
+    garbled: Callable[[], dict[str, Any]],
 ) -> Listener:
-    """Return a view-submission listener that decodes the modal's metadata before `handle` acks.
+    """Return a view-submission listener that decodes the modal's `metadata` before `handle` acks.
 
     A submission whose metadata does not decode is answered in the ack with `garbled()`. The
     handler acks itself: a submission's ack carries the field errors or the next view.
@@ -176,10 +180,17 @@ def on_submission(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         try:
-            metadata = decode(ModalMetadata, view.get("private_metadata", ""))
+            decoded = decode(metadata, view.get("private_metadata", ""))
         except PayloadError:
             await ack(response_action="update", view=garbled())
             return
-        await handle(services, ack, body, view, client, metadata)
+        await handle(services, ack, body, view, client, decoded)
 
     return listener
+
+
+def on_submission(
+    services: Services, handle: SubmissionHandler[ModalMetadata], *, garbled: Callable[[], dict[str, Any]]
+) -> Listener:
+    """Return a create-modal submission listener (`on_view_submission` with `ModalMetadata`)."""
+    return on_view_submission(services, ModalMetadata, handle, garbled=garbled)

@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from blocks._kit import safe
+from blocks._kit import format_time, message_link, safe
 from blocks.notice import build_notice
 from blocks.preview import build_inline_preview
 from bot.draft import JobDraft
@@ -47,19 +48,23 @@ async def handle_create_command(services: Services, request: Request, command: C
 async def handle_confirm_create_button(
     services: Services, request: Request, value: ConfirmCreateValue
 ) -> None:
-    """The inline preview's Confirm: create the stored preview (in the channel Slack says was clicked)."""
+    """The inline preview's Confirm: create the stored preview (in the channel Slack says was clicked).
+
+    A job that needs a second person is not created: an approval request is posted instead.
+    """
 
     async def creating() -> None:
         await reply_ephemeral(request.respond, build_notice("Creating the job…"), replace_original=True)
 
-    message = await confirm_preview(
+    confirmed = await confirm_preview(
         services,
         preview_id=value.preview_id,
         user_id=request.user_id,
         click_channel_id=request.channel_id,
         on_recorded=creating,
     )
-    await reply_ephemeral(request.respond, message, replace_original=True)
+    # A confirm that needs a justification leaves the preview where it is: nothing is lost.
+    await reply_ephemeral(request.respond, confirmed.message, replace_original=not confirmed.keep_preview)
 
 
 async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond, services: Services) -> None:
@@ -72,6 +77,14 @@ async def handle_dismiss_preview_button(ack: AsyncAck, respond: AsyncRespond, se
     services.after_ack(act, label="dismiss preview", on_error=report_by_reply(respond))
 
 
+@dataclass(frozen=True)
+class Confirmed:
+    """What to show the analyst after a confirm, and whether the preview should stay in view."""
+
+    message: dict[str, Any]
+    keep_preview: bool = False
+
+
 async def confirm_preview(
     services: Services,
     *,
@@ -80,35 +93,69 @@ async def confirm_preview(
     click_channel_id: str | None,
     confirm_check: Callable[[JobDraft], str | None] | None = None,
     on_recorded: Callable[[], Awaitable[None]] | None = None,
-) -> dict[str, Any]:
-    """Create the stored preview for an operator, once; return the message to show the analyst.
+    shown: JobDraft | None = None,
+    justification: str | None = None,
+) -> Confirmed:
+    """Create the stored preview for an operator, once — or ask a second person; say what happened.
 
     `click_channel_id` is where Slack says a Confirm button was clicked (None for the modal, whose
     channel was recorded when it was opened). `confirm_check` re-checks a typed confirmation word
-    against the stored draft (the modal's PURGE/RELEASE field).
+    against the stored draft (the modal's PURGE/RELEASE field); `shown` is the draft the modal
+    carried (refused if it is not the stored one); `justification` the modal's typed justification.
     """
     record = await services.jobs.get_preview(preview_id)
     channel_id = click_channel_id or (record.channel_id if record is not None else None)
     decision = await services.authorise(user_id, channel_id, Operation.CREATE, what="create")
     if not decision.allowed:
-        return build_notice(decision.reason)
+        return Confirmed(build_notice(decision.reason))
     try:
-        outcome = await services.jobs.create_from_preview(
+        outcome = await services.approvals.confirm(
             preview_id,
             actor=user_id,
             click_channel_id=click_channel_id,
             confirm_check=confirm_check,
             on_recorded=on_recorded,
+            shown=shown,
+            justification=justification,
         )
     except CloudflareFailed as error:
-        return error_message(error)
-    return build_notice(_create_outcome_text(outcome))
+        return Confirmed(error_message(error))
+    keep = outcome.status is CreateStatus.NEEDS_JUSTIFICATION
+    return Confirmed(build_notice(create_outcome_text(outcome)), keep_preview=keep)
 
 
-def _create_outcome_text(outcome: CreateOutcome) -> str:
+def _approval_text(outcome: CreateOutcome, channel: str) -> str | None:
+    """Say what a confirm that needs a second person did, or None for any other outcome."""
+    approval = outcome.approval
+    reasons = "; ".join(safe(text, 300) for text in outcome.reasons)
+    if outcome.status is CreateStatus.AWAITING_APPROVAL and approval is not None:
+        return (
+            f":hourglass_flowing_sand: *Waiting for approval.* Nothing was created yet: this job needs a "
+            f"second person ({reasons}). Sweep posted an approval request in {channel}; another approver "
+            f"must approve it before {format_time(approval.expires_at)}, and then the job is created "
+            "exactly as previewed."
+        )
+    if outcome.status is CreateStatus.ALREADY_REQUESTED and approval is not None:
+        return (
+            f"This preview's approval request is already posted in {channel} "
+            f"({approval.state.value}). Nothing new was requested or created."
+        )
+    if outcome.status is CreateStatus.NEEDS_JUSTIFICATION:
+        return (
+            f":warning: *This job needs a second person's approval* ({reasons}), and an approval request "
+            "needs a justification. Nothing was created or requested; run the command again with "
+            '`comment:"why this is needed"` (e.g. the incident ticket) and confirm that preview.'
+        )
+    return None
+
+
+def create_outcome_text(outcome: CreateOutcome) -> str:
+    """Return what confirming (or approving) did, in words for the person who clicked (mrkdwn)."""
     channel = f"<#{outcome.channel_id}>" if outcome.channel_id else "the channel"
     reason = safe(outcome.reason, 600, empty="no reason given")
     tracked = outcome.tracked
+    if (text := _approval_text(outcome, channel)) is not None:
+        return text
     if outcome.status is CreateStatus.CREATED and tracked is not None:
         return (
             f"Created job `{tracked.job_id}`. Its card is posted in {channel} "
@@ -124,7 +171,7 @@ def _create_outcome_text(outcome: CreateOutcome) -> str:
     if outcome.status is CreateStatus.ALREADY_CONFIRMED:
         if tracked is not None:
             where = (
-                f"<{card_link(tracked.channel_id or '', tracked.card_ts)}|its card>"
+                f"<{message_link(tracked.channel_id or '', tracked.card_ts)}|its card>"
                 if tracked.card_ts and tracked.channel_id
                 else f"its card is being posted in {channel}"
             )
@@ -139,11 +186,6 @@ def _create_outcome_text(outcome: CreateOutcome) -> str:
             f"the card will appear in {channel}. Nothing new was created."
         )
     return f"Nothing was created: {reason}."
-
-
-def card_link(channel_id: str, ts: str) -> str:
-    """Return a link to a message (Slack redirects it to the workspace)."""
-    return f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -10,7 +10,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from blocks.create_modal import build_create_modal, build_loading_view, build_preview_view, build_result_view
 from bot.draft import JobDraft
 from bot.followups import ErrorReporter
-from bot.forms import FormErrors, confirmation_errors, parse_confirmation, parse_create_form
+from bot.forms import (
+    FormErrors,
+    confirmation_errors,
+    justification_errors,
+    parse_confirmation,
+    parse_create_form,
+    parse_justification,
+)
 from bot.grammar import NewCommand
 from bot.ids import ActionId, CallbackId
 from bot.payloads import ModalMetadata, encode
@@ -147,21 +154,27 @@ async def handle_preview_submission(
     # The typed word is checked here against the draft shown (an inline error), and again after
     # the ack against the stored preview, which is what is created.
     problems = confirmation_errors(values, metadata.draft)
+    if problems is None:
+        problems = justification_errors(view)
     if problems is not None:
         await ack(**problems.response())
         return
-    await ack(response_action="update", view=build_loading_view(TITLE, "Creating the job…"))
-    preview_id, user_id, view_id = metadata.preview_id, body["user"]["id"], view["id"]
+    justification = parse_justification(view)
+    working = "Creating the job…" if justification is None else "Asking for a second person's approval…"
+    await ack(response_action="update", view=build_loading_view(TITLE, working))
+    preview_id, user_id, view_id, shown = metadata.preview_id, body["user"]["id"], view["id"], metadata.draft
 
     async def act() -> None:
-        message = await confirm_preview(
+        confirmed = await confirm_preview(
             services,
             preview_id=preview_id,
             user_id=user_id,
             click_channel_id=None,
             confirm_check=lambda stored: parse_confirmation(values, stored),
+            shown=shown,
+            justification=justification,
         )
-        await client.views_update(view_id=view_id, view=build_result_view(TITLE, message["text"]))
+        await client.views_update(view_id=view_id, view=build_result_view(TITLE, confirmed.message["text"]))
 
     # The ack already shows "Creating the job…": start at once, so a crash cannot leave that
     # promise with no create intent recorded behind it.

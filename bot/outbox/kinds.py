@@ -7,6 +7,11 @@
   more messages than agreed (key `auto_cancel`: queued once per job, also across restarts).
 - `create_not_made`: a notice to the requester's channel that a confirmed create made no job (no
   job row; key `create:{tag}`).
+- `approval_request`: the approval request with Approve / Reject, posted in its channel (no job;
+  key `approval:{id}`).
+- `approval_update`: that message edited to the approval's current state (approved → job card,
+  rejected, expired, or why no job was made); one re-armable row per approval, coalesced like card
+  edits; once the approved job exists the row belongs to it and waits for its card, to link to it.
 
 A new kind is one more `KINDS.register(Kind(...))` here (its renderer may live in `blocks/`), and
 its rows are queued with `Store.queue_delivery(key, kind=…, …)`.
@@ -18,16 +23,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from blocks.approval import build_approval_decided, build_approval_request
 from blocks.job_card import build_auto_cancel_reply, build_job_card, build_transition_reply
 from blocks.notice import build_create_not_made
 from bot.ids import EventType
-from bot.models import TrackedJob
+from bot.models import Approval, TrackedJob
 from bot.outbox.registry import Kind, Recovery, Registry, Target
 from bot.store import OutboxItem, OutboxKind
 
 __all__ = [
     "CREATE_NOT_MADE",
     "KINDS",
+    "approval_metadata",
     "card_metadata",
     "notice_metadata",
     "transition_metadata",
@@ -53,6 +60,11 @@ def transition_metadata(job_id: str, transition: str) -> dict[str, Any]:
 def notice_metadata(key: str) -> dict[str, Any]:
     """Return the metadata Sweep posts with a channel notice (keyed like its outbox row)."""
     return {"event_type": EventType.NOTICE.value, "event_payload": {"job_id": key}}
+
+
+def approval_metadata(approval_id: str) -> dict[str, Any]:
+    """Return the metadata Sweep posts with an approval request (kept when the message is edited)."""
+    return {"event_type": EventType.APPROVAL.value, "event_payload": {"approval_id": approval_id}}
 
 
 def _the_job(job: TrackedJob | None) -> TrackedJob:
@@ -94,6 +106,26 @@ def render_create_not_made(
     return build_create_not_made(payload)
 
 
+def render_approval_request(
+    payload: Mapping[str, Any], job: TrackedJob | None, now: datetime
+) -> dict[str, Any]:
+    """Render the approval request as it was stored (pending, with Approve / Reject)."""
+    return build_approval_request(Approval.model_validate(payload["approval"]), now=now)
+
+
+def render_approval_update(
+    payload: Mapping[str, Any], job: TrackedJob | None, now: datetime
+) -> dict[str, Any]:
+    """Render the approval's message in its latest state (with a link to the job's card once it has one)."""
+    return build_approval_decided(
+        Approval.model_validate(payload["approval"]),
+        now=now,
+        job=job,
+        job_id=payload.get("job_id"),
+        error=payload.get("error"),
+    )
+
+
 def _card_payload(item: OutboxItem) -> dict[str, Any]:
     return dict(card_metadata(str(item.job_id))["event_payload"])
 
@@ -104,6 +136,10 @@ def _transition_payload(item: OutboxItem) -> dict[str, Any]:
 
 def _notice_payload(item: OutboxItem) -> dict[str, Any]:
     return dict(notice_metadata(item.key)["event_payload"])
+
+
+def _approval_payload(item: OutboxItem) -> dict[str, Any]:
+    return dict(approval_metadata(item.key.removeprefix("approval:"))["event_payload"])
 
 
 _CARD = Recovery(EventType.CARD.value, _card_payload)
@@ -152,5 +188,25 @@ KINDS.register(
         target=Target.CHANNEL,
         render=render_create_not_made,
         recovery=Recovery(EventType.NOTICE.value, _notice_payload),
+    )
+)
+_APPROVAL = Recovery(EventType.APPROVAL.value, _approval_payload)
+KINDS.register(
+    Kind(
+        name=OutboxKind.APPROVAL_REQUEST.value,
+        target=Target.CHANNEL,
+        render=render_approval_request,
+        recovery=_APPROVAL,
+    )
+)
+KINDS.register(
+    Kind(
+        name=OutboxKind.APPROVAL_UPDATE.value,
+        target=Target.MESSAGE,
+        render=render_approval_update,
+        recovery=_APPROVAL,
+        rearmable=True,
+        waits_for_card=True,
+        edits=OutboxKind.APPROVAL_REQUEST.value,
     )
 )

@@ -71,6 +71,10 @@ class _Skip(Exception):  # noqa: N818 - control flow, not an error
     """The row cannot be sent (job untracked, no channel, no user): fail it with this reason."""
 
 
+class _NotYet(Exception):  # noqa: N818 - control flow, not an error
+    """The row cannot be sent yet (the message it edits is not posted yet): try again shortly."""
+
+
 class Notifier:
     """Sends the outbox to Slack through the kinds of `kinds`; `run` loops, `wake` makes it look at once."""
 
@@ -171,6 +175,8 @@ class Notifier:
                 except _Skip as reason:
                     await self._store.outbox_failed(item.id, now=self._clock(), error=str(reason))
                     settled += 1
+                except _NotYet as reason:
+                    await self._retry(item, kind, attempt, str(reason))
                 except Exception as error:  # noqa: BLE001 - one bad row must not stop the others
                     log.exception("unexpected error sending outbox row %d", item.id)
                     await self._retry(item, kind, attempt, f"unexpected: {type(error).__name__}")
@@ -240,6 +246,8 @@ class Notifier:
                 if item.user_id is None:
                     raise _Skip(f"{kind.name} {item.key} has no user")
                 return await self._slack.open_dm(user=item.user_id), item.thread_ts
+            case Target.MESSAGE:  # an edit: `_edited` finds its message
+                raise _Skip(f"{kind.name} {item.key} edits a message, it posts none")
             case unreachable:
                 assert_never(unreachable)
 
@@ -289,15 +297,28 @@ class Notifier:
             await self._store.outbox_sent(item.id, now=now, ts=ts)
             log.info("posted %s %s in %s (ts %s)", kind.name, item.key, channel, ts)
 
-    async def _edit(self, item: OutboxItem, kind: Kind, job: TrackedJob | None) -> None:
+    async def _edited(self, item: OutboxItem, kind: Kind, job: TrackedJob | None) -> tuple[str, str]:
+        """Return the channel and ts of the message this row edits."""
+        if kind.target is Target.MESSAGE:
+            assert kind.edits is not None  # noqa: S101 - the registry checks it
+            posted = await self._store.outbox_find(kind=kind.edits, key=item.key)
+            if posted is None or posted.state is OutboxState.FAILED:
+                raise _Skip(f"the {kind.edits} {item.key} it edits was never posted")
+            if posted.slack_ts is None or posted.channel_id is None:
+                raise _NotYet(f"the {kind.edits} {item.key} it edits is not posted yet")
+            return posted.channel_id, posted.slack_ts
         assert job is not None and job.channel_id is not None  # noqa: S101 - checked by _deliver
         assert job.card_ts is not None  # noqa: S101 - the query holds the row until the card exists
+        return job.channel_id, job.card_ts
+
+    async def _edit(self, item: OutboxItem, kind: Kind, job: TrackedJob | None) -> None:
+        channel, ts = await self._edited(item, kind, job)
         now = self._clock()
         message = kind.render(item.payload, job, now)
         await self._store.outbox_attempting(item.id, now=now)
         await self._slack.update_message(
-            channel=job.channel_id,
-            ts=job.card_ts,
+            channel=channel,
+            ts=ts,
             text=message["text"],
             blocks=message["blocks"],
             metadata=kind.recovery.metadata(item),

@@ -15,6 +15,8 @@ branches on kind names:
 - `waits_for_card`: a row with a job is not sent before the job's card exists.
 - `records_card`: the posted message becomes the job's card (its ts is stored on the job, and a
   card found again after a crash is brought up to date).
+- `edits`: for target `MESSAGE`, the kind whose posted message this kind edits (the row of that kind
+  with the same key, e.g. an approval request and its update); the edit waits until it is posted.
 
 Adding a kind is one `Registry.register(Kind(...))` call: the outbox table names no kinds.
 """
@@ -60,6 +62,7 @@ class Target(StrEnum):
     CARD_THREAD = "card_thread"  # a reply in the job's card's thread
     CHANNEL = "channel"  # the row's `channel_id`, in the row's `thread_ts` if set
     USER = "user"  # a direct message to the row's `user_id` (conversations.open)
+    MESSAGE = "message"  # an edit of the message the row of kind `Kind.edits` with the same key posted
 
     @property
     def needs_job(self) -> bool:
@@ -74,7 +77,7 @@ class Target(StrEnum):
     @property
     def edits(self) -> bool:
         """Return True when delivering edits a message (idempotent: never looked up, never ambiguous)."""
-        return self is Target.CARD
+        return self in (Target.CARD, Target.MESSAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +107,12 @@ class Kind:
     rearmable: bool = False
     waits_for_card: bool = False
     records_card: bool = False
+    edits: str | None = None
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        if (self.target is Target.MESSAGE) != (self.edits is not None):
+            problems.append("target message and `edits` (the kind whose message it edits) go together")
         if not _NAME.match(self.name):
             problems.append("its name must be lower_snake_case (at most 64 characters)")
         if self.target.needs_card and not self.waits_for_card:
@@ -131,6 +137,8 @@ class Registry:
         """Add a kind; a name already registered is an error. Return the kind."""
         if kind.name in self._kinds:
             raise KindError(f"delivery kind {kind.name!r} is already registered")
+        if kind.edits is not None and kind.edits not in self._kinds:
+            raise KindError(f"delivery kind {kind.name!r} edits {kind.edits!r}, which is not registered")
         self._kinds[kind.name] = kind
         return kind
 

@@ -1,9 +1,9 @@
-"""Sweep's durable state: tracked jobs, create intents, previews, the audit log and the outbox.
+"""Sweep's durable state: tracked jobs, create intents, previews, approvals, the audit log and the outbox.
 
 One schema (`schema.py`, SQLAlchemy Core) managed by Alembic revisions shipped in the package
 (`migrations/`); one module per aggregate behind a small Protocol (`jobs`, `intents`, `previews`,
-`audit`, `outbox`, and `budget`: the Cloudflare request budget all replicas share); `SqlStore`
-composes them over one engine: SQLite through aiosqlite (a path or
+`approvals`, `audit`, `outbox`, and `budget`: the Cloudflare request budget all replicas share);
+`SqlStore` composes them over one engine: SQLite through aiosqlite (a path or
 `sqlite+aiosqlite:///path`) or PostgreSQL through asyncpg (`postgresql+asyncpg://…`). Callers get
 models, never rows.
 
@@ -13,6 +13,7 @@ commit in one transaction, and each row's unique key means the same delivery is 
 
 from __future__ import annotations
 
+from bot.store.approvals import ApprovalStore
 from bot.store.audit import AuditStore
 from bot.store.budget import BudgetReading, RequestBudgetStore, SqlRequestBudget
 from bot.store.db import BUSY_TIMEOUT_MS, database_url, display_url
@@ -46,6 +47,7 @@ SqliteStore = SqlStore
 __all__ = [
     "PollerLease",
     "BUSY_TIMEOUT_MS",
+    "ApprovalStore",
     "CARD_KEY",
     "GONE",
     "UNRESOLVED_INTENTS",

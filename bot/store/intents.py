@@ -16,6 +16,7 @@ from bot.cloudflare.models import BulkJob, CreateJobRequest
 from bot.models import AuditAction, AuditEntry, TrackedJob
 from bot.store import jobs
 from bot.store import outbox as rows
+from bot.store.approval_rows import create_resolved
 from bot.store.audit import append as append_audit
 from bot.store.db import Database, epoch, now_iso
 from bot.store.models import UNRESOLVED_INTENTS, CreateIntent, IntentState, StoreError, notice_kind
@@ -180,6 +181,7 @@ class SqlIntents:
                 .values(state=IntentState.DONE.value, job_id=job.job_id, error=None, updated_at=now_iso(now))
             )
             if existing is not None:  # already tracked (e.g. watched): nothing more to queue
+                await create_resolved(conn, tag, now=now, job_id=job.job_id)
                 return existing
             tracked = TrackedJob.from_job(
                 job,
@@ -202,6 +204,8 @@ class SqlIntents:
                     detail=f"request tag {tag}",
                 ),
             )
+            # An approved job: its approval's message links to the card once the card is posted.
+            await create_resolved(conn, tag, now=now, job_id=job.job_id)
             return tracked
 
     async def fail_create(
@@ -226,6 +230,7 @@ class SqlIntents:
             )
             if result.rowcount != 1:
                 return False
+            await create_resolved(conn, tag, now=now, error=error)
             if audit is not None:
                 await append_audit(conn, audit)
             if notice is not None:

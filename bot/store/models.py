@@ -39,6 +39,8 @@ class OutboxKind(StrEnum):
     CARD_UPDATE = "card_update"
     TRANSITION = "transition"
     AUTO_CANCEL = "auto_cancel"
+    APPROVAL_REQUEST = "approval_request"  # the approval request message (no job; key `approval:{id}`)
+    APPROVAL_UPDATE = "approval_update"  # that message edited once decided, expired or carded
 
 
 #: Kinds whose rows do not wait for their job's card (the notifier passes the registry's own set).
@@ -82,6 +84,7 @@ class PreviewRecord(BaseModel):
     tag: str | None
     expires_at: datetime
     created_at: datetime
+    samples_json: str | None = None  # the first sample messages shown (JSON list; revision 7)
 
 
 class CreateIntent(BaseModel):

@@ -113,6 +113,9 @@ class OutboxStore(Protocol):
     async def list_outbox(self, job_id: str) -> list[OutboxItem]:
         """Return every outbox row of a job, oldest first."""
 
+    async def outbox_find(self, *, kind: str, key: str) -> OutboxItem | None:
+        """Return the row of this kind and key (e.g. the message an edit kind edits), or None."""
+
     async def list_notices(self) -> list[OutboxItem]:
         """Return every row that belongs to no job, oldest first."""
 
@@ -164,9 +167,11 @@ def _in_turn(card_free: Collection[str]) -> ColumnElement[bool]:
     delivers them: without it, a reply queued while another replica is still posting the one before
     could be claimed and posted first. A row that is retried keeps the ones after it waiting, too.
     The card edit is one row re-armed in place, showing the current state: never in anyone's way;
-    nor are the `card_free` kinds (the card's own post, messages elsewhere than the card).
+    nor is an approval request's edit (re-armed in place too, and moved to the job it approved, so
+    older than the job's replies), nor the `card_free` kinds (the card's own post, messages
+    elsewhere than the card).
     """
-    aside = sorted({*card_free, OutboxKind.CARD_UPDATE.value})
+    aside = sorted({*card_free, OutboxKind.CARD_UPDATE.value, OutboxKind.APPROVAL_UPDATE.value})
     older = (
         select(_EARLIER.c.id)
         .where(
@@ -308,6 +313,53 @@ async def mark_sent(conn: AsyncConnection, item_id: int, *, ts: str, now: dateti
     )
 
 
+async def rearm_delivery(
+    conn: AsyncConnection,
+    key: str,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    channel_id: str | None = None,
+    job_id: str | None = None,
+) -> None:
+    """Queue the one row of (kind, key), or re-arm it with a newer payload (and job), coalescing edits.
+
+    For a re-armable edit that belongs to no job when first queued: each call replaces the payload,
+    bumps `seq` and sets the row pending (a failed row stays failed), so the notifier always sends the
+    newest payload and settles the row only if nothing re-armed it meanwhile. Inside the caller's
+    transaction; the row is locked while it is changed.
+    """
+    found = (
+        await conn.execute(
+            select(outbox.c.id).where(outbox.c.kind == kind, outbox.c.key == key).with_for_update()
+        )
+    ).first()
+    if found is None:
+        row = delivery_row(key, kind=kind, payload=payload, now=now, job_id=job_id, channel_id=channel_id)
+        await queue(conn, [row])
+        return
+    at = epoch(now)
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == found.id)
+        .values(
+            payload=json.dumps(payload),
+            job_id=job_id,
+            seq=outbox.c.seq + 1,
+            state=case((outbox.c.state == "failed", "failed"), else_="pending"),
+            due_at=case((outbox.c.due_at > at, outbox.c.due_at), else_=at),
+            updated_at=now_iso(now),
+        )
+    )
+
+
+async def find_row(conn: AsyncConnection, *, kind: str, key: str) -> OutboxItem | None:
+    """Return the row of (kind, key), whichever job it belongs to, or None."""
+    row = (await conn.execute(_SELECT.where(outbox.c.kind == kind, outbox.c.key == key))).first()
+    return None if row is None else from_row(row)
+
+
 def delivery_row(
     key: str,
     *,
@@ -421,6 +473,11 @@ class SqlOutbox:
     async def list_outbox(self, job_id: str) -> list[OutboxItem]:
         """Return every outbox row of a job, oldest first (for inspection and tests)."""
         return await self._items(_SELECT.where(outbox.c.job_id == job_id).order_by(outbox.c.id))
+
+    async def outbox_find(self, *, kind: str, key: str) -> OutboxItem | None:
+        """Return the row of this kind and key (e.g. the message an edit kind edits), or None."""
+        async with self._db.read() as conn:
+            return await find_row(conn, kind=kind, key=key)
 
     async def list_notices(self) -> list[OutboxItem]:
         """Return every row that belongs to no job, oldest first (for inspection and tests)."""

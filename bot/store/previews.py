@@ -32,6 +32,7 @@ class PreviewStore(Protocol):
         request_hash: str | None = None,
         matched: int | None = None,
         capped: bool = False,
+        samples_json: str | None = None,
     ) -> bool:
         """Insert a preview, or update one that is not used yet (same requester); False if it is used."""
 
@@ -68,6 +69,7 @@ def from_row(row: Any) -> PreviewRecord:
         tag=row.tag,
         expires_at=datetime.fromtimestamp(row.expires_at, UTC),
         created_at=datetime.fromisoformat(row.created_at),
+        samples_json=row.samples,
     )
 
 
@@ -97,6 +99,7 @@ class SqlPreviews:
         request_hash: str | None = None,
         matched: int | None = None,
         capped: bool = False,
+        samples_json: str | None = None,
     ) -> bool:
         """Insert a preview, or update one that is not used yet (same requester); False if it is used."""
         async with self._db.begin() as conn:
@@ -108,6 +111,7 @@ class SqlPreviews:
                 request_hash=request_hash,
                 matched=matched,
                 capped=int(capped),
+                samples=samples_json,
                 state=state.value,
                 expires_at=epoch(expires_at),
                 created_at=now_iso(now),
@@ -123,6 +127,7 @@ class SqlPreviews:
                         "request_hash",
                         "matched",
                         "capped",
+                        "samples",
                         "state",
                         "expires_at",
                         "updated_at",

@@ -185,6 +185,7 @@ previews = Table(
     Column("expires_at", Float, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("updated_at", Text, nullable=False),
+    Column("samples", Text),  # JSON: the first sample messages the preview showed (revision 7)
     CheckConstraint("state IN ('form', 'previewed', 'used')", name="state"),
 )
 Index("previews_expiry", previews.c.expires_at)
@@ -214,3 +215,37 @@ cloudflare_budget = Table(
     Column("checked_at", Float),  # epoch seconds of the latest reservation (what RETURNING reads)
     Column("granted", Integer, nullable=False, server_default=text("0")),  # the latest reservation's answer
 )
+
+
+APPROVAL_STATES = ("pending", "approved", "rejected", "expired")
+
+# A job that needs a second person (revision 7): the exact request previewed, who asked and why, and
+# how it was decided. One per preview (the preview is used by it); one per create intent once approved.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("preview_id", Text, nullable=False),
+    Column("requester", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("request", Text, nullable=False),  # canonical JSON: action, folder, search (absolute dates)
+    Column("request_hash", Text, nullable=False),  # sha256 of `request`, re-checked before the create
+    Column("justification", Text, nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("capped", Integer, nullable=False, server_default=text("0")),
+    Column("samples", Text, nullable=False, server_default=text("'[]'")),
+    Column("reasons", Text, nullable=False, server_default=text("'[]'")),
+    Column("agreed_max", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("decided_by", Text),
+    Column("decided_at", Text),
+    Column("note", Text),  # the reason given for a rejection
+    Column("tag", Text),  # the create intent's request tag, once approved
+    Column("expires_at", Float, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    UniqueConstraint("preview_id"),
+    UniqueConstraint("tag"),
+    CheckConstraint("state IN ('pending', 'approved', 'rejected', 'expired')", name="state"),
+)
+Index("approvals_pending", approvals.c.expires_at, **_where("state = 'pending'"))

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import migrate as schema_steps
+from bot.store.approvals import ApprovalStore, SqlApprovals
 from bot.store.audit import AuditStore, SqlAudit
 from bot.store.budget import SqlRequestBudget
 from bot.store.db import Database, create_engine
@@ -27,12 +28,12 @@ from bot.store.lease import PollerLease
 from bot.store.models import StoreError, StoreUnavailable
 from bot.store.outbox import OutboxStore, SqlOutbox
 from bot.store.previews import PreviewStore, SqlPreviews
-from bot.store.schema import metadata, outbox, tracked_jobs
+from bot.store.schema import approvals, metadata, outbox, tracked_jobs
 
 _UNAVAILABLE = (SQLAlchemyError, sqlite3.Error, OSError)
 
 
-class Store(JobStore, CardStore, IntentStore, PreviewStore, AuditStore, OutboxStore, Protocol):
+class Store(JobStore, CardStore, IntentStore, PreviewStore, ApprovalStore, AuditStore, OutboxStore, Protocol):
     """Everything Sweep persists (implemented by `SqlStore` on SQLite and PostgreSQL)."""
 
     async def close(self) -> None:
@@ -42,7 +43,7 @@ class Store(JobStore, CardStore, IntentStore, PreviewStore, AuditStore, OutboxSt
         """Return the applied schema version."""
 
 
-class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
+class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlApprovals, SqlAudit, SqlOutbox):
     """The store over SQLAlchemy Core: every aggregate's methods on one object, one engine under all.
 
     The aggregates only share the `Database`; each is also reachable alone (`store.jobs`…).
@@ -54,6 +55,7 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
         self.jobs = SqlJobs(db)
         self.intents = SqlIntents(db)
         self.previews = SqlPreviews(db)
+        self.approvals = SqlApprovals(db)
         self.audit = SqlAudit(db)
         self.outbox = SqlOutbox(db)
         #: Which replica polls (PostgreSQL: an advisory lock on its own connection; SQLite: always this one).
@@ -108,7 +110,7 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
             return await conn.run_sync(schema_steps.current_version)
 
     async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
-        """Return (table, state, rows, oldest due_at) of unsent outbox rows and active jobs (metrics)."""
+        """Return (table, state, rows, oldest due_at): unsent outbox rows, active jobs, pending approvals."""
         live = ("pending", "attempting", "failed")
         rows_by_state = (
             select(outbox.c.state, func.count(), func.min(outbox.c.due_at))
@@ -120,12 +122,16 @@ class SqlStore(SqlJobs, SqlIntents, SqlPreviews, SqlAudit, SqlOutbox):
             .where(tracked_jobs.c.terminal == 0)
             .group_by(tracked_jobs.c.status)
         )
+        pending = select(func.count()).select_from(approvals).where(approvals.c.state == "pending")
         async with self.db.read() as conn:
             boxed = (await conn.execute(rows_by_state)).all()
             active = (await conn.execute(jobs_by_status)).all()
-        return [("outbox", str(state), int(n), oldest) for state, n, oldest in boxed] + [
-            ("jobs", str(status), int(n), None) for status, n in active
-        ]
+            waiting = int((await conn.execute(pending)).scalar_one())
+        return (
+            [("outbox", str(state), int(n), oldest) for state, n, oldest in boxed]
+            + [("jobs", str(status), int(n), None) for status, n in active]
+            + [("approvals", "pending", waiting, None)]
+        )
 
     async def counts(self) -> dict[str, int]:
         """Return the number of rows of every table (for inspection and tests)."""

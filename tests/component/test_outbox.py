@@ -291,7 +291,7 @@ async def test_a_pending_notice_of_schema_2_keeps_going_after_the_upgrade(
     db.commit()
     db.close()
     async with SqliteStore.open(db_path) as store:
-        assert await store.schema_version() == head_version() == 6
+        assert await store.schema_version() == head_version() == 7
         [row] = await store.list_notices()
         assert (row.kind, row.state, row.channel_id, row.thread_ts, row.user_id) == (
             "create_not_made",

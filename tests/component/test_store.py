@@ -103,7 +103,8 @@ def tracked_job(job_id: str, *, agreed_max: int | None = None) -> TrackedJob:
 # Version 2 (issue 9): ambiguous creates, stored use-once previews, remembered Slack requests.
 # Version 3 (issue 11): a job-less outbox row may target a thread or a user.
 # Version 6 (issue 13): the Cloudflare request budget every replica shares.
-SHIPPED_SCHEMA_VERSION = 6
+# Version 7 (issue 12): approval requests (the exact request, who asked, how it was decided).
+SHIPPED_SCHEMA_VERSION = 7
 # Tables the README and DESIGN.md name (the audit log is `audit_log`, README "Security model").
 SHIPPED_TABLES = {
     "audit_log",
@@ -113,6 +114,7 @@ SHIPPED_TABLES = {
     "previews",
     "seen_requests",
     "cloudflare_budget",
+    "approvals",
 }
 
 

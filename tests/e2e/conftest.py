@@ -164,6 +164,10 @@ def bot_env(
             "SWEEP_CLOUDFLARE_BUDGET": "1000000",
             "SWEEP_OPERATORS": f"{OPERATOR},S0SOC",
             "SWEEP_CHANNELS": f"{CHANNEL},C0SECOND",
+            # The two-person rule's count and always-rules are off for the tests of other flows (the
+            # breadth guard always applies); tests/e2e/test_two_person_approval.py turns them on.
+            "SWEEP_APPROVAL_ABOVE": "off",
+            "SWEEP_APPROVAL_ALWAYS": "none",
             "PYTHONUNBUFFERED": "1",
         }
     )

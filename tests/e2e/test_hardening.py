@@ -221,7 +221,7 @@ async def test_the_channel_is_the_one_slack_says_the_click_came_from(stack: Stac
     assert any("not enabled in this channel" in t for t in texts), texts[-4:]
 
 
-async def test_edited_private_metadata_cannot_widen_the_search(stack: Stack) -> None:
+async def test_edited_private_metadata_is_refused_never_acted_on(stack: Stack) -> None:
     state = stack.slack.state
     opened = len(state.views(OPERATOR, include_closed=True))
     await stack.driver.slash("new")
@@ -243,10 +243,20 @@ async def test_edited_private_metadata_cannot_widen_the_search(stack: Stack) -> 
         "start": "1970-01-01T00:00:00Z",
         "detections_only": False,
     }
+    unedited = dict(preview.view)
     forged = dict(preview.view, private_metadata=json.dumps(metadata))
+    # The submission carries the view Slack holds: make it hold the edited one (as a forger would send).
+    state.replace_view(view.id, forged)
     await stack.driver.view_submission(forged, fill(preview.view, {}))
     await settle(stack)
-    [job] = await jobs_with(stack, "meta-edit")
+    # What is created is exactly what was previewed: a payload edited in between creates nothing.
+    assert await jobs_with(stack, "meta-edit") == []
+    shown = state.view(view.id)
+    assert shown is not None and "not what was previewed" in json.dumps(shown.view["blocks"])
+    # The stored preview was not used by the refusal: the unedited submission still creates it.
+    state.replace_view(view.id, unedited)
+    await stack.driver.view_submission(unedited, fill(preview.view, {}))
+    [job] = await wait_until(lambda: jobs_with(stack, "meta-edit"), what="the job of the unedited form")
     assert job["search_params"].get("subject") == "invoice"
     assert "domain" not in job["search_params"]
     assert job["search_params"]["start"] != "1970-01-01T00:00:00Z"

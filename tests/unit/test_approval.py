@@ -265,6 +265,7 @@ def test_margins_thresholds_kinds_and_domains() -> None:
     assert (
         parse_always("purge, release") == frozenset({"purge", "release"}) and parse_always("") == frozenset()
     )
+    assert parse_always("none") == parse_always(" OFF ") == frozenset()
     assert parse_domains("Corp.Example, mail.example.org.") == frozenset({"corp.example", "mail.example.org"})
     for bad, call in (("ten", parse_margin), ("-5%", parse_margin), ("nan", parse_margin)):
         with pytest.raises(ValueError):

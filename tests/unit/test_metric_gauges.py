@@ -110,3 +110,23 @@ async def test_the_shared_cloudflare_budget_left_and_its_pause() -> None:
     samples = _samples(metrics, await metrics.render())
     assert not [key for key in samples if key[0] == "sweep_cloudflare_requests_left"]
     assert samples[("sweep_cloudflare_rate_limit_pause_seconds", ())] == 90
+
+
+class _Counts:
+    def __init__(self, counts: list[tuple[str, str, int, float | None]]) -> None:
+        self.counts = counts
+
+    async def gauge_counts(self) -> list[tuple[str, str, int, float | None]]:
+        return self.counts
+
+
+async def test_approvals_pending_is_its_own_gauge_not_a_job_status() -> None:
+    metrics = SweepMetrics()
+    source = _Counts([("jobs", "PROCESSING", 2, None), ("approvals", "pending", 3, None)])
+    metrics.watch(store=source)
+    samples = _samples(metrics, await metrics.render())
+    assert samples[("sweep_approvals_pending", ())] == 3
+    assert samples[("sweep_jobs", (("status", "PROCESSING"),))] == 2
+    assert not any(name == "sweep_jobs" and ("status", "pending") in labels for name, labels in samples)
+    source.counts = [("jobs", "PROCESSING", 2, None)]
+    assert _samples(metrics, await metrics.render())[("sweep_approvals_pending", ())] == 0

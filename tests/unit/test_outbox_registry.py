@@ -10,7 +10,7 @@ import pytest
 
 from bot.models import TrackedJob
 from bot.outbox import KINDS, Kind, KindError, Recovery, Registry, Target, UnknownKindError
-from bot.outbox.kinds import card_metadata, notice_metadata, transition_metadata
+from bot.outbox.kinds import approval_metadata, card_metadata, notice_metadata, transition_metadata
 from bot.store import OutboxItem, OutboxState
 
 
@@ -47,12 +47,12 @@ def test_a_kind_cannot_be_registered_twice() -> None:
 
 def test_an_unknown_kind_is_a_clear_error_naming_the_known_ones() -> None:
     with pytest.raises(UnknownKindError) as raised:
-        KINDS.get("approval_request")
+        KINDS.get("export_ready")
     message = str(raised.value)
-    assert "no delivery kind 'approval_request' is registered" in message
-    assert "card_post" in message and "create_not_made" in message
-    assert raised.value.name == "approval_request"
-    assert "approval_request" not in KINDS
+    assert "no delivery kind 'export_ready' is registered" in message
+    assert "card_post" in message and "create_not_made" in message and "approval_request" in message
+    assert raised.value.name == "export_ready"
+    assert "export_ready" not in KINDS
 
 
 @pytest.mark.parametrize(
@@ -72,8 +72,19 @@ def test_an_unknown_kind_is_a_clear_error_naming_the_known_ones() -> None:
             ),
             "can become the card",
         ),
+        (lambda: Kind("edit2", Target.MESSAGE, render, RECOVERY), "go together"),
+        (lambda: Kind("edit3", Target.CHANNEL, render, RECOVERY, edits="card_post"), "go together"),
     ],
-    ids=["name", "thread-without-wait", "edit-without-wait", "rearmed-post", "card-elsewhere", "card-waits"],
+    ids=[
+        "name",
+        "thread-without-wait",
+        "edit-without-wait",
+        "rearmed-post",
+        "card-elsewhere",
+        "card-waits",
+        "message-edit-of-nothing",
+        "post-that-edits",
+    ],
 )
 def test_a_bad_definition_is_refused_at_registration(kind: Any, problem: str) -> None:
     with pytest.raises(KindError, match=problem):
@@ -87,6 +98,8 @@ def test_todays_kinds_are_registered_once_each_with_their_rules() -> None:
         "transition",
         "auto_cancel",
         "create_not_made",
+        "approval_request",
+        "approval_update",
     }
     post, update, reply, notice = (
         KINDS.get(n) for n in ("card_post", "card_update", "transition", "create_not_made")
@@ -97,8 +110,11 @@ def test_todays_kinds_are_registered_once_each_with_their_rules() -> None:
     assert (update.target, update.rearmable, update.waits_for_card) == (Target.CARD, True, True)
     assert (reply.target, reply.rearmable, reply.waits_for_card) == (Target.CARD_THREAD, False, True)
     assert (notice.target, notice.waits_for_card) == (Target.CHANNEL, False)
+    request, edit = KINDS.get("approval_request"), KINDS.get("approval_update")
+    assert (request.target, request.rearmable, request.waits_for_card) == (Target.CHANNEL, False, False)
+    assert (edit.target, edit.rearmable, edit.edits) == (Target.MESSAGE, True, "approval_request")
     # Only the card post and row-targeted kinds go before the card exists.
-    assert KINDS.card_free() == {"card_post", "create_not_made"}
+    assert KINDS.card_free() == {"card_post", "create_not_made", "approval_request"}
 
 
 def test_recovery_metadata_is_what_cards_replies_and_notices_carry() -> None:
@@ -113,6 +129,12 @@ def test_recovery_metadata_is_what_cards_replies_and_notices_carry() -> None:
     assert notice.metadata(item("create_not_made", "create:t1", None)) == notice_metadata("create:t1")
     assert notice.key(item("create_not_made", "create:t1", None)) == "create:t1"
     assert notice.event_type == "sweep_notice"
+    # An approval's request and its edits carry the same metadata: an edit never loses it.
+    for kind in ("approval_request", "approval_update"):
+        recovery = KINDS.get(kind).recovery
+        assert recovery.metadata(item(kind, "approval:a1", None)) == approval_metadata("a1")
+        assert recovery.key(item(kind, "approval:a1", None)) == "a1"
+        assert recovery.event_type == "sweep_approval"
 
 
 def test_a_copy_takes_new_kinds_without_changing_the_original() -> None:
@@ -129,3 +151,17 @@ def test_rendering_a_job_kind_without_its_job_is_refused() -> None:
         KINDS.get("card_post").render({}, None, now)
     with pytest.raises(ValueError, match="renders a tracked job"):
         KINDS.get("transition").render({"previous": "PENDING"}, None, now)
+
+
+def test_a_message_edit_names_a_registered_kind_whose_message_it_edits() -> None:
+    registry = Registry([Kind("export_ready", Target.CHANNEL, render, RECOVERY)])
+    with pytest.raises(KindError, match="edits 'nope', which is not registered"):
+        registry.register(Kind("export_edit", Target.MESSAGE, render, RECOVERY, rearmable=True, edits="nope"))
+    edit = registry.register(
+        Kind("export_edit", Target.MESSAGE, render, RECOVERY, rearmable=True, edits="export_ready")
+    )
+    assert edit.target.edits and not edit.target.needs_job
+    approval_update = KINDS.get("approval_update")
+    assert approval_update.edits == "approval_request" and approval_update.rearmable
+    assert approval_update.waits_for_card  # once its job exists it waits for the card, to link to it
+    assert "approval_request" in KINDS.card_free() and "approval_update" not in KINDS.card_free()
