@@ -46,6 +46,7 @@ from tests.e2e.conftest import (
     SIGNING_SECRET,
     STRANGER,
     Stack,
+    lift_cloudflare_pause,
     open_stack,
     wait_until,
 )
@@ -485,6 +486,8 @@ async def test_a_crash_between_approve_and_create_leaves_one_job_or_one_notice(
         (approval_id(message),),
     ) == [("open",)]
     await stack.sim.clear_faults()
+    # The 429's Retry-After paused every replica through the database; as if it had passed by now.
+    lift_cloudflare_pause(stack.database)
     await stack.bot.start()
     async with life(stack) as driver:
         notice_marker = "no job was made"
