@@ -38,16 +38,19 @@ from bot.devslack.driver import SlackDriver, bolt_ack_body
 from bot.devslack.modal import state_from_view
 from bot.devslack.render import render_confirm, render_message, render_view
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
-from bot.devslack.state import Event, FakeSlack, JsonDict, View
+from bot.devslack.state import Event, FakeSlack, JsonDict, Message, View
 from bot.ids import ActionId, EventType
 from bot.logs import RedactingFormatter
 from bot.simulator.app import SimulatorConfig, running_simulator
+from bot.simulator.mailbox import campaign
 
 DEMO_TOKEN = "sweep-demo-cloudflare-token"  # noqa: S105 - the local simulator's own token
 DEMO_BOT_TOKEN = "xoxb-sweep-demo"  # noqa: S105 - the local Slack's own token
 DEMO_SECRET = "sweep-demo-signing-secret"  # noqa: S105 - signs requests to the local bot only
 DEMO_ACCOUNT = "d3m0000000000000000000000000acc7"
 ANALYST = "U0ANALYST"
+#: The second analyst (the incident lead): an operator too, so (by default) an approver.
+LEAD = "U0LEAD"
 CHANNEL = "C0INCIDENT"
 TERMINAL_WORDS = ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
 PROMPT = "sweep> "
@@ -55,28 +58,56 @@ LOG_NAME = "sweep.log"
 DATABASE_NAME = "sweep.db"
 #: After a typed line, how long to wait for Slack's first answer before prompting again.
 SETTLE_SECONDS = 5.0
+#: A phishing campaign the demo's mailbox received: big enough that moving it needs a second person
+#: under the default policy (more than SWEEP_APPROVAL_ABOVE=300 messages).
+CAMPAIGN_SENDER = "servicedesk@acme-corp-support.com"
+CAMPAIGN_SUBJECT = "Action required: your mailbox is over its storage limit"
+CAMPAIGN_SIZE = 412
+CAMPAIGN_DAYS = 12
+BIG_MOVE = f'move sender:{CAMPAIGN_SENDER} since:14d to:deleted comment:"mailbox-full phish, INC-4711"'
+_USER_RE = re.compile(r"[UW][A-Z0-9]{2,20}")
 
-INTRO = """\
+INTRO = f"""\
 Type what you would do in Slack:
   /sweep …                   a slash command (/sweep help, /sweep new, /sweep move subject:invoice to:junk)
   press <button> [card #]    a button: press confirm, press preview, press cancel 1 (job card #1), press next
   set <field> <value>        fill in the open form: set sender evil@x.example, set folder junk,
                              set start 2026-11-20 08:00, set detections yes, set confirm PURGE
   show                       the open form as filled in so far
-  quit                       end the demo"""
+  as <user> <line>           one line as someone else, e.g. the lead deciding your approval request:
+                             as {LEAD} press approve, as {LEAD} press reject, as {LEAD} set reason too broad
+  quit                       end the demo
+A purge, or a job matching more than 300 messages, needs a second person: its Confirm posts an
+approval request (the job's comment is its justification), which @{LEAD} may approve. Try:
+  /sweep {BIG_MOVE}"""
+
+
+def _posted_as(data: JsonDict, kind: EventType) -> bool:
+    metadata = data.get("metadata")
+    return isinstance(metadata, dict) and metadata.get("event_type") == kind.value
 
 
 def _card_of(data: JsonDict) -> bool:
-    metadata = data.get("metadata")
-    return isinstance(metadata, dict) and metadata.get("event_type") == EventType.CARD.value
+    return _posted_as(data, EventType.CARD)
+
+
+def _request_of(data: JsonDict) -> bool:
+    """Return True for an approval request (Approve / Reject), pending or decided."""
+    return _posted_as(data, EventType.APPROVAL)
+
+
+def _whose(user: str | None) -> str:
+    """Say whose a modal is when it is not the analyst's (`` · @U0LEAD``)."""
+    return "" if user in (None, "", ANALYST) else f" · @{user}"
 
 
 @dataclass(eq=False)  # identity: two ephemerals with the same text are still two messages
 class Ephemeral:
-    """An ephemeral message the analyst can still see (and press buttons on)."""
+    """An ephemeral message its user can still see (and press buttons on)."""
 
     data: JsonDict
     token: str
+    user: str = ANALYST
 
 
 @dataclass
@@ -103,7 +134,7 @@ class Conversation:
         print(line, file=self.out, flush=True)
 
     def user(self, user: str, text: str) -> None:
-        """Print something the analyst did."""
+        """Print something a person did."""
         self.say(f"\n@{user} ▸ {text}")
 
     def prompt(self, text: str | None = None) -> None:
@@ -143,40 +174,46 @@ class Conversation:
                 where = f"  ↳ thread reply on job card #{number}" if number else "  ↳ thread reply"
             elif _card_of(data):
                 where = f"#{event.channel} · Sweep — job card #{self.card_number(str(data.get('ts')))}"
+            elif _request_of(data):
+                where = f"#{event.channel} · Sweep — approval request"
             else:
                 where = f"#{event.channel} · Sweep"
             self.say(f"\n{where}:\n{render_message(data, prefix='  ┃ ')}")
         elif event.kind == "update":
             ts = str(data.get("ts"))
-            what = f"job card #{self.card_number(ts)}" if _card_of(data) or ts in self.cards else "message"
+            if _card_of(data) or ts in self.cards:
+                what = f"job card #{self.card_number(ts)}"
+            else:
+                what = "approval request" if _request_of(data) else "message"
             self.say(f"\n#{event.channel} · Sweep ({what} updated):\n{render_message(data, prefix='  ┃ ')}")
         elif event.kind in {"ephemeral", "response"}:
-            self._print_ephemeral(data)
+            self._print_ephemeral(data, event.user or ANALYST)
         elif event.kind in {"view_open", "view_update", "view_push"}:
             state = self.typed.get(str(data.get("id")))
-            self.say(f"\n[form]\n{render_view(data, prefix='  ', state=state)}")
+            self.say(f"\n[form{_whose(event.user)}]\n{render_view(data, prefix='  ', state=state)}")
         elif event.kind == "view_close":
-            self.say("\n[form closed]")
+            self.say(f"\n[form{_whose(event.user)} closed]")
         elif event.kind == "delete":
             self.say("\n(a message was deleted)")
 
-    def _print_ephemeral(self, data: JsonDict) -> None:
+    def _print_ephemeral(self, data: JsonDict, user: str) -> None:
         token = str(data.get("token") or "")
-        shown = Ephemeral(data, token)
+        shown = Ephemeral(data, token, user)
         replaced: Ephemeral | None = None
         if data.get("replace_original"):
             # Slack replaces the message the button was on, or the earlier answer to the same command.
             replaced = self.pressed_from.get(token) or next(
-                (e for e in reversed(self.ephemerals) if e.token == token), None
+                (e for e in reversed(self.ephemerals) if e.token == token and e.user == user), None
             )
+        who = "you" if user == ANALYST else f"@{user}"
         if replaced is not None and replaced in self.ephemerals:
             self.ephemerals[self.ephemerals.index(replaced)] = shown
             if self.pressed_from.get(token) is replaced:
                 self.pressed_from[token] = shown
-            header = "(only you can see this; it replaces Sweep's previous message)"
+            header = f"(only {who} can see this; it replaces Sweep's previous message)"
         else:
             self.ephemerals.append(shown)
-            header = "(only you can see this)"
+            header = f"(only {who} can see this)"
         self.say(f"\n{header} Sweep:\n{render_message(data, prefix='  │ ')}")
 
 
@@ -255,7 +292,7 @@ def _entry(element: JsonDict, raw: str) -> tuple[JsonDict, str | None]:
 
 @dataclass
 class Player:
-    """Plays the analyst: slash commands, button presses (with their confirmation dialogs), forms."""
+    """Plays the analysts: slash commands, button presses (with their confirmation dialogs), forms."""
 
     driver: SlackDriver
     conversation: Conversation
@@ -263,15 +300,26 @@ class Player:
     answer: Callable[[JsonDict], Any]
     #: How many requests were sent to the bot (a typed line that sent none has no answer to wait for).
     sent: int = 0
+    #: Who is acting now: the analyst, or (`acting_as`) someone else, e.g. the lead approving.
+    user: str = ANALYST
 
     @property
     def state(self) -> FakeSlack:
         """Return the local Slack's state."""
         return self.conversation.state
 
+    @contextlib.contextmanager
+    def acting_as(self, user: str) -> Iterator[None]:
+        """Act as `user` inside the block (what they type, press and see), then as before."""
+        saved, self.user = self.user, user
+        try:
+            yield
+        finally:
+            self.user = saved
+
     def open_view(self) -> View | None:
-        """Return the analyst's open modal, if any."""
-        views = self.state.views(ANALYST)
+        """Return the acting user's open modal, if any."""
+        views = self.state.views(self.user)
         return views[-1] if views else None
 
     def view_state(self, view: View) -> dict[str, dict[str, JsonDict]]:
@@ -284,25 +332,27 @@ class Player:
 
     async def slash(self, text: str) -> None:
         """Run `/sweep text`."""
-        self.conversation.user(ANALYST, f"/sweep {text}".rstrip())
+        self.conversation.user(self.user, f"/sweep {text}".rstrip())
         self.sent += 1
-        await self.driver.slash(text)
+        await self.driver.slash(text, user_id=self.user)
 
     async def press(self, element: JsonDict, *, where: str, **target: Any) -> bool:
         """Press a button: show its confirmation dialog first, as Slack does; return whether it was sent."""
-        self.conversation.user(ANALYST, f"clicks [ {_label(element)} ]{where}")
+        self.conversation.user(self.user, f"clicks [ {_label(element)} ]{where}")
         dialog = element.get("confirm")
         if isinstance(dialog, dict):
             self.conversation.say(f"\n[Slack asks first]\n{render_confirm(dialog, prefix='  ')}")
             if not await self.answer(dialog):
                 self.conversation.user(
-                    ANALYST, f"answers [ {_label({'text': dialog.get('deny')}) or 'Cancel'} ]"
+                    self.user, f"answers [ {_label({'text': dialog.get('deny')}) or 'Cancel'} ]"
                 )
                 self.conversation.say("(nothing was sent to Sweep)")
                 return False
-            self.conversation.user(ANALYST, f"answers [ {_label({'text': dialog.get('confirm')}) or 'Yes'} ]")
+            self.conversation.user(
+                self.user, f"answers [ {_label({'text': dialog.get('confirm')}) or 'Yes'} ]"
+            )
         self.sent += 1
-        await self.driver.block_action(str(element.get("action_id")), **target)
+        await self.driver.block_action(str(element.get("action_id")), user_id=self.user, **target)
         return True
 
     async def press_on_ephemeral(self, shown: Ephemeral, element: JsonDict) -> bool:
@@ -318,6 +368,13 @@ class Player:
         """Press a button on a job card."""
         number = self.conversation.card_number(ts)
         return await self.press(element, where=f" on job card #{number}", message_ts=ts)
+
+    async def press_on_message(self, message: Message, element: JsonDict) -> bool:
+        """Press a button on a message in the channel: a job card, an approval request."""
+        if _card_of({"metadata": message.metadata}) or message.ts in self.conversation.cards:
+            return await self.press_on_card(message.ts, element)
+        where = " on the approval request" if _request_of({"metadata": message.metadata}) else ""
+        return await self.press(element, where=where, message_ts=message.ts)
 
     async def press_named(self, words: list[str]) -> str | None:
         """Press the button named by `words` (`confirm`, `cancel 2`); return a problem, or None."""
@@ -337,19 +394,19 @@ class Player:
         if view is not None and await self._press_in_view(view, wanted):
             return None
         for shown in reversed(self.conversation.ephemerals):
+            if shown.user != self.user:
+                continue  # only its user sees an ephemeral message
             button = next(
                 (b for b in _buttons(shown.data.get("blocks")) if _matches(_label(b), wanted)), None
             )
             if button is not None:
                 await self.press_on_ephemeral(shown, button)
                 return None
-        for ts in sorted(self.conversation.cards, key=self.conversation.cards.__getitem__, reverse=True):
-            message = self.state.message(CHANNEL, ts)
-            button = next(
-                (b for b in _buttons(message.blocks if message else []) if _matches(_label(b), wanted)), None
-            )
-            if message is not None and button is not None:
-                await self.press_on_card(ts, button)
+        # Then the channel, newest message first: job cards, approval requests.
+        for message in reversed(self.state.top_level(CHANNEL)):
+            button = next((b for b in _buttons(message.blocks) if _matches(_label(b), wanted)), None)
+            if button is not None:
+                await self.press_on_message(message, button)
                 return None
         return f"There is no [{wanted}] button to press."
 
@@ -362,10 +419,10 @@ class Player:
                 return True
         submit, close = view.view.get("submit"), view.view.get("close")
         if isinstance(submit, dict) and _matches(_label({"text": submit}), wanted):
-            self.conversation.user(ANALYST, f"clicks [ {_label({'text': submit})} ] in the form")
+            self.conversation.user(self.user, f"clicks [ {_label({'text': submit})} ] in the form")
             self.sent += 1
             values = self.view_state(view)
-            answer = bolt_ack_body(await self.driver.view_submission(view.view, values))
+            answer = bolt_ack_body(await self.driver.view_submission(view.view, values, user_id=self.user))
             if answer.get("response_action") == "errors" and isinstance(answer.get("errors"), dict):
                 # Slack shows the errors under the fields and keeps the form open.
                 errors = {str(k): str(v) for k, v in answer["errors"].items()}
@@ -373,10 +430,10 @@ class Player:
                 self.conversation.say(f"\n[form, with Sweep's errors]\n{form}")
             return True
         if isinstance(close, dict) and _matches(_label({"text": close}), wanted):
-            self.conversation.user(ANALYST, f"clicks [ {_label({'text': close})} ] in the form")
+            self.conversation.user(self.user, f"clicks [ {_label({'text': close})} ] in the form")
             if view.view.get("notify_on_close"):
                 self.sent += 1
-                await self.driver.view_closed(view.view)
+                await self.driver.view_closed(view.view, user_id=self.user)
             else:
                 self.state.close_view(view.id)
             return True
@@ -408,12 +465,16 @@ class Player:
         self.conversation.typed.setdefault(view.id, {})[str(block["block_id"])] = {
             str(element["action_id"]): entry
         }
-        self.conversation.user(ANALYST, f"sets {_label({'text': block.get('label')})} to {raw!r}")
+        self.conversation.user(self.user, f"sets {_label({'text': block.get('label')})} to {raw!r}")
         if block.get("dispatch_action") and chosen is not None:
             # Slack sends a block action for an input with dispatch_action (the form redraws itself).
             self.sent += 1
             await self.driver.block_action(
-                str(element["action_id"]), chosen, view=view.view, state_values=self.view_state(view)
+                str(element["action_id"]),
+                chosen,
+                user_id=self.user,
+                view=view.view,
+                state_values=self.view_state(view),
             )
         return None
 
@@ -431,6 +492,19 @@ async def demo_stack(
         running_simulator(config, host="127.0.0.1", port=0) as sim,
         running_fake_slack(bot_token=DEMO_BOT_TOKEN, trigger_ttl=30.0) as slack,
     ):
+        wave = campaign(
+            seed=config.seed,
+            count=CAMPAIGN_SIZE,
+            now=sim.state.clock(),
+            days=CAMPAIGN_DAYS,
+            sender=CAMPAIGN_SENDER,
+            sender_name="IT Service Desk",
+            subject=CAMPAIGN_SUBJECT,
+        )
+        sim.state.add_mail(DEMO_ACCOUNT, wave)
+        # The approval policy is the shipped default (a purge, or more than 300 messages, needs a
+        # second person): the demo shows the product as it is. Both analysts are operators, and so
+        # (SWEEP_APPROVERS unset) approvers; neither may approve their own request.
         settings = Settings(
             slack_bot_token=SecretStr(DEMO_BOT_TOKEN),
             slack_signing_secret=SecretStr(DEMO_SECRET),
@@ -441,7 +515,7 @@ async def demo_stack(
             # Polling every second would spend Cloudflare's real budget in four minutes; the simulator
             # has none, so the demo's never binds.
             sweep_cloudflare_budget=1_000_000,
-            sweep_operators=ANALYST,
+            sweep_operators=f"{ANALYST},{LEAD}",
             sweep_channels=None,
         )
         cloudflare = CloudflareSettings(
@@ -499,28 +573,76 @@ async def _accept(dialog: JsonDict) -> bool:
     return True
 
 
-async def _create_inline(player: Player, text: str) -> str:
-    """Run an inline create, press Confirm (answering its dialog, if any), return the new card's ts."""
+def _said(state: FakeSlack, user: str, since: int, words: str) -> bool:
+    """Return True when Sweep told `user` (only them) something containing `words`, after `since`."""
+    return any(words in r.text for r in state.responses(user)[since:])
+
+
+def _button(blocks: Any, action_id: str) -> JsonDict:
+    return next(b for b in _buttons(blocks) if b.get("action_id") == action_id)
+
+
+async def _confirm_inline(player: Player, text: str) -> Message:
+    """Run an inline command, press Confirm (answering its dialog, if any); return what it posted."""
     conversation, state = player.conversation, player.state
-    responses = len(state.responses(ANALYST))
+    responses = len(state.responses(player.user))
     await player.slash(text)
-    await _wait(lambda: state.responses(ANALYST)[responses:], conversation)
+    await _wait(lambda: state.responses(player.user)[responses:], conversation)
     preview = next(
         e
         for e in reversed(conversation.ephemerals)
-        if _has_button(e.data.get("blocks") or [], ActionId.CONFIRM_CREATE)
+        if e.user == player.user and _has_button(e.data.get("blocks") or [], ActionId.CONFIRM_CREATE)
     )
-    cards = len(state.top_level(CHANNEL))
-    button = next(
-        b for b in _buttons(preview.data.get("blocks")) if b.get("action_id") == ActionId.CONFIRM_CREATE
+    posted = len(state.top_level(CHANNEL))
+    await player.press_on_ephemeral(preview, _button(preview.data.get("blocks"), ActionId.CONFIRM_CREATE))
+    found: list[Message] = await _wait(lambda: state.top_level(CHANNEL)[posted:], conversation)
+    return found[-1]
+
+
+async def _create_inline(player: Player, text: str) -> str:
+    """Run an inline create, press Confirm (answering its dialog, if any), return the new card's ts."""
+    return (await _confirm_inline(player, text)).ts
+
+
+def _approved_with_card(state: FakeSlack, request_ts: str) -> bool:
+    """Return True once the approval request says who approved it and links to the job's card."""
+    message = state.message(CHANNEL, request_ts)
+    shown = json.dumps(message.blocks, ensure_ascii=False) if message is not None else ""
+    return "Approved by" in shown and "|job card>" in shown
+
+
+async def _approve_big_move(player: Player) -> None:
+    """One analyst asks for a move too big for one person; the lead approves it; the job runs."""
+    conversation, state = player.conversation, player.state
+    conversation.say(
+        f"\n— The same crew has sent a fake IT-desk mail for {CAMPAIGN_DAYS} days: hundreds of "
+        "messages. Moving that many needs a second person. —"
     )
-    await player.press_on_ephemeral(preview, button)
-    card = (await _wait(lambda: state.top_level(CHANNEL)[cards:], conversation))[-1]
-    return str(card.ts)
+    since = len(state.responses(ANALYST))
+    request = await _confirm_inline(player, BIG_MOVE)
+    await _wait(lambda: _said(state, ANALYST, since, "Waiting for approval"), conversation)
+    conversation.say("\n— The analyst cannot approve their own request: —")
+    since = len(state.responses(ANALYST))
+    await player.press_on_message(request, _button(request.blocks, ActionId.APPROVE_JOB))
+    await _wait(lambda: _said(state, ANALYST, since, "Not done"), conversation)
+    conversation.say(f"\n— @{LEAD}, the incident lead, reads the request and approves it. —")
+    posted = len(state.top_level(CHANNEL))
+    with player.acting_as(LEAD):
+        await player.press_on_message(request, _button(request.blocks, ActionId.APPROVE_JOB))
+
+    def card() -> Message | None:
+        return next(
+            (m for m in state.top_level(CHANNEL)[posted:] if _card_of({"metadata": m.metadata})), None
+        )
+
+    job_card = await _wait(card, conversation)
+    await _wait(lambda: _approved_with_card(state, request.ts), conversation)
+    await _wait(lambda: _card_finished(state, job_card.ts), conversation, timeout=90)
 
 
 async def play_incident(player: Player) -> None:
-    """The scripted incident: help, a confirmed move, a release confirmed then cancelled, the job list."""
+    """The scripted incident: help, a confirmed move, a big move approved by a second analyst, a release
+    confirmed then cancelled, the job list."""
     conversation, state = player.conversation, player.state
     conversation.say("— A phishing wave hits #incident. The analyst asks Sweep for help. —")
     await player.slash("help")
@@ -530,6 +652,7 @@ async def play_incident(player: Player) -> None:
         player, 'move subject:"invoice" since:7d to:deleted comment:"phish wave INC-4711"'
     )
     await _wait(lambda: _card_finished(state, move_ts), conversation, timeout=90)
+    await _approve_big_move(player)
     conversation.say(
         "\n— A release goes out by mistake (Slack asks to confirm it first); the analyst cancels it. —"
     )
@@ -640,6 +763,13 @@ async def _handle(player: Player, line: str) -> str | None:
         words = shlex.split(line)
     except ValueError as error:
         return f"Could not read that line ({error})."
+    if words[0] == "as":
+        parts = line.split(None, 2)
+        who = parts[1].upper() if len(parts) > 1 else ""
+        if len(parts) < 3 or not _USER_RE.fullmatch(who):
+            return f"Say who and what: as {LEAD} press approve (a Slack user id, then a line)."
+        with player.acting_as(who):
+            return await _handle(player, parts[2])
     if words[0] == "press" and len(words) > 1:
         return await player.press_named(words[1:])
     if words[0] == "set" and len(words) > 1:
@@ -653,7 +783,10 @@ async def _handle(player: Player, line: str) -> str | None:
             f"\n[form]\n{render_view(view.view, prefix='  ', state=player.view_state(view))}"
         )
         return None
-    return "Commands start with /sweep; also: press <button> [card #], set <field> <value>, show, quit."
+    return (
+        "Commands start with /sweep; also: press <button> [card #], set <field> <value>, show, "
+        "as <user> <line>, quit."
+    )
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -719,7 +852,8 @@ async def _play(workdir: Path, *, interactive_mode: bool, out: TextIO, stdin: Te
         conversation.say(
             f"Sweep demo — offline. Cloudflare simulator: {sim.base_url}\n"
             f"Local Slack Web API: {slack.api_url}\nSweep (HTTP mode): {events_url}\n"
-            f"Everyone here is @{ANALYST}, an operator, in #{CHANNEL}."
+            f"You are @{ANALYST}, an operator, in #{CHANNEL}; so is @{LEAD}, the incident lead,\n"
+            "who approves what needs a second person."
         )
         async with SlackDriver(
             events_url, DEMO_SECRET, slack.state, user_id=ANALYST, channel_id=CHANNEL

@@ -532,6 +532,54 @@ def _message(rng: random.Random, n: int, disposition: str, now: float) -> Messag
     return message
 
 
+def campaign(
+    *,
+    seed: int,
+    count: int,
+    now: float,
+    days: float,
+    sender: str,
+    sender_name: str,
+    subject: str,
+    disposition: str = "MALICIOUS",
+) -> list[Message]:
+    """Return `count` messages of one campaign: one sender and subject to many employees.
+
+    Received over the `days` before `now` and delivered (it got past the filters: someone must move
+    it). The same arguments always give the same messages; add them with `SimulatorState.add_mail`.
+    """
+    rng = random.Random(seed * 1_000_003 + zlib.crc32(f"{sender}\n{subject}".encode()))
+    sender_domain = sender.rsplit("@", 1)[-1]
+    messages = []
+    for _ in range(count):
+        scanned = now - rng.random() * days * DAY
+        postfix_id = _token(rng, 16)
+        octets = (rng.randint(11, 223), rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254))
+        helo_ip = ".".join(map(str, octets))
+        message = Message(
+            id=f"{postfix_id}-{format_ts(scanned)[:-1]}-{rng.randint(10_000_000, 99_999_999)}",
+            postfix_id=postfix_id,
+            message_id=f"<{_token(rng, 24).lower()}@{sender_domain}>",
+            alert_id=f"{postfix_id}-{rng.getrandbits(32):08x}" if disposition != Disposition.NONE else None,
+            sender=sender,
+            sender_name=sender_name,
+            recipients=[rng.choice([*_EMPLOYEES, *_SHARED])],
+            subject=subject,
+            sent_at=scanned - rng.uniform(1, 90),
+            scanned_at=scanned,
+            disposition=disposition,
+            delivery_status=[DeliveryStatus.DELIVERED.value],
+            is_phish_submission=rng.random() < 0.02,
+            operations=[],
+            helo_ip=helo_ip,
+            link_domains=[sender_domain],
+            attachments=[],
+        )
+        message.finish()
+        messages.append(message)
+    return messages
+
+
 def _delivery(rng: random.Random, disposition: str) -> list[str]:
     roll = rng.random()
     if disposition in {"MALICIOUS", "MALICIOUS-BEC"}:

@@ -228,17 +228,29 @@ class SimulatorState:
             )
             copy.finish()
             copies.append(copy)
+        return self.add_mail(job.account_id, copies)
+
+    def add_mail(self, account_id: str, messages: Iterable[Message]) -> int:
+        """Deliver `messages` into the account's mailbox (e.g. a `mailbox.campaign`); return how many.
+
+        Searches see them at once; every job of the account that has not finished discovering
+        searches again, finished discoveries are kept.
+        """
+        box = self.mailbox(account_id)
+        added = list(messages)
+        if not added:
+            return 0
         # A new Mailbox object: generated mailboxes are shared by simulators in this process.
-        self._mailboxes[job.account_id] = Mailbox([*box.messages, *copies])
+        self._mailboxes[account_id] = Mailbox([*box.messages, *added])
         now = self.clock()
-        for other in self._jobs.get(job.account_id, {}).values():
+        for other in self._jobs.get(account_id, {}).values():
             if other.final is None and self.status_of(other, now) in (
                 JobStatus.PENDING,
                 JobStatus.DISCOVERING,
             ):
                 other._discovery = None
                 other._fail_prefix = None
-        return len(copies)
+        return len(added)
 
     # ------------------------------------------------------------------ jobs
 

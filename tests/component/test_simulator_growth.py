@@ -67,3 +67,47 @@ async def test_other_simulators_in_the_process_are_not_affected(simulator: Any) 
             before = len(other.state.mailbox(other.account_id))
             await sim.add_matching_mail(job["job_id"], 25)
             assert len(other.state.mailbox(other.account_id)) == before
+
+
+async def search_count(http: httpx.AsyncClient, sim: RunningSimulator, **params: str) -> int:
+    """Count what a search over HTTP finds, walking its pages (the API's total_count is always 0)."""
+    found, page = 0, 1
+    while True:
+        answer = await http.get(
+            f"{sim.base_url}/accounts/{sim.account_id}/email-security/investigate",
+            params={**params, "detections_only": "false", "per_page": 1000, "page": page},
+            headers={"Authorization": "Bearer test-token"},
+        )
+        answer.raise_for_status()
+        batch = answer.json()["result"]
+        found += len(batch)
+        if len(batch) < 1000:
+            return found
+        page += 1
+
+
+async def test_a_delivered_campaign_is_found_by_a_search(simulator: Any) -> None:
+    from bot.simulator.mailbox import DAY, campaign
+
+    sim: RunningSimulator = simulator
+    sender = "servicedesk@acme-corp-support.example"
+    now = sim.state.clock()
+
+    def wave() -> list[Any]:
+        return campaign(
+            seed=7, count=350, now=now, days=10, sender=sender, sender_name="IT", subject="Mailbox full"
+        )
+
+    messages = wave()
+    assert [m.id for m in messages] == [m.id for m in wave()], "the same campaign every time"
+    assert len({m.id for m in messages}) == 350
+    assert all(now - 10 * DAY <= m.scanned_at <= now for m in messages)
+    assert all(m.delivery_status == ["delivered"] and m.sender == sender for m in messages)
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert await search_count(http, sim, sender=sender) == 0
+        before = len(sim.state.mailbox(sim.account_id))
+        assert sim.state.add_mail(sim.account_id, messages) == 350
+        assert len(sim.state.mailbox(sim.account_id)) == before + 350
+        assert await search_count(http, sim, sender=sender) == 350
+        assert await search_count(http, sim, subject="mailbox full") >= 350
+        assert sim.state.add_mail(sim.account_id, []) == 0

@@ -1,9 +1,11 @@
-"""`sweep-bot demo --interactive` driven through its stdin, as a person at a terminal would use it."""
+"""`sweep-bot demo`: the scripted incident as printed, and `--interactive` driven through its stdin, as a
+person at a terminal would use it."""
 
 from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,8 +15,87 @@ from pathlib import Path
 
 import pytest
 
+from bot.demo import ANALYST, BIG_MOVE, CAMPAIGN_SENDER, CAMPAIGN_SIZE, CHANNEL, LEAD
+
 #: Generous: the demo's jobs take about 8 s, and this machine may be busy.
 TIMEOUT = 60.0
+
+
+def run(args: list[str], env: dict[str, str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bot …` with exactly this environment (plus PATH), no stdin."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CLOUDFLARE_", "SWEEP_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def printed(out: str, header: str) -> list[tuple[int, str]]:
+    """Return where each channel message printed under `header` (a regex) starts, and its text."""
+    pattern = rf"^#{CHANNEL} · Sweep{header}:\n(?:  ┃.*\n?)+"
+    return [(m.start(), m.group(0)) for m in re.finditer(pattern, out, re.M)]
+
+
+def test_demo_plays_the_whole_incident_offline(tmp_path: Path) -> None:
+    result = run(["demo", "--keep"], {"TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "/sweep help" in out and "/sweep list" in out
+    assert "thread reply" in out
+    assert "Completed" in out and "Cancelled" in out
+    # Both confirmation dialogs (the release's Confirm, the card's Cancel) are shown and answered.
+    assert "Release these messages?" in out and "answers [ Yes, release ]" in out
+    assert "Cancel this job?" in out and "answers [ Cancel job ]" in out
+
+    # A big move: asked for by the analyst, refused to them, approved by the lead, one job card.
+    asked = out.index(f"@{ANALYST} ▸ /sweep {BIG_MOVE}")
+    preview = out[asked : out.index("[ Confirm ]", asked)]
+    assert "A second person must approve this job" in preview
+    assert f"It matches {CAMPAIGN_SIZE} messages, and more than 300 needs a second person here." in preview
+    [(requested, request)] = printed(out, " — approval request")
+    assert asked < requested
+    assert "Approval needed: Move to Deleted Items" in request and "[ Approve ]  [ Reject ]" in request
+    assert "more than 300 needs a second person here" in request and "Justification" in request
+    assert f"Requested by: @{ANALYST}" in request and CAMPAIGN_SENDER in request
+    refused = out.index("Not done: you asked for this job, so someone else must approve it")
+    pressed = out.index(f"@{LEAD} ▸ clicks [ Approve ] on the approval request")
+    assert requested < refused < pressed
+    assert "Waiting for approval" in out[asked:refused]
+    assert f"@{LEAD} ▸ answers [ Approve ]" in out[pressed:]
+    # Only the lead sees what their click did.
+    told = re.search(rf"^\(only @{LEAD} can see this[^)\n]*\) Sweep:\n  │ Approved\. Created job", out, re.M)
+    assert told is not None and pressed < told.start()
+    updates = printed(out, r" \(approval request updated\)")
+    assert updates and all(pressed < at and f"Approved by @{LEAD}" in text for at, text in updates)
+    assert "→ job card" in updates[-1][1]
+    cards = [(at, text) for at, text in printed(out, r" — job card #\d+") if CAMPAIGN_SENDER in text]
+    assert len(cards) == 1, cards
+    [(at, card)] = cards
+    assert pressed < at and f"approved by @{LEAD}" in card
+    number = card.split("job card #", 1)[1].split(":", 1)[0]
+    replies = re.findall(rf"^  ↳ thread reply on job card #{number}:\n(  ┃.*)", out[at:], re.M)
+    assert replies and "Completed" in replies[-1], replies
+
+    match = re.search(r"Kept (\S+sweep\.db)", out)
+    assert match, out[-2000:]
+    database = Path(match.group(1))
+    with sqlite3.connect(database) as db:
+        (jobs,) = db.execute("select count(*) from tracked_jobs").fetchone()
+        approvals = db.execute("select requester, decided_by, state, matched from approvals").fetchall()
+        (approved_jobs,) = db.execute(
+            "select count(*) from tracked_jobs where comment like ?", (f"%approved by @{LEAD}%",)
+        ).fetchone()
+    # The move, the approved big move and the cancelled release.
+    assert jobs == 3
+    assert approvals == [(ANALYST, LEAD, "approved", CAMPAIGN_SIZE)] and approved_jobs == 1
+    assert "Traceback" not in result.stderr
+    assert "INFO sweep" not in result.stderr + out, "the bot's log interleaved with the conversation"
 
 
 class Terminal:
@@ -113,16 +194,34 @@ def test_an_interactive_session_shows_what_slack_shows(demo: Terminal, temp_dir:
     created = demo.type("press create", then=r"Created job[\s\S]*job card #1")
     assert "Move to Junk Email" in created
 
-    # An inline purge: Confirm carries Slack's confirmation dialog, which must be answered.
-    preview = demo.type('/sweep move subject:"invoice" since:7d to:purge')
+    # An inline purge: Confirm carries Slack's confirmation dialog, which must be answered. A purge
+    # always needs a second person (the default policy): its comment is the request's justification.
+    preview = demo.type('/sweep move subject:"invoice" since:7d to:purge comment:"phish wave INC-4711"')
     assert "Permanently delete" in preview and "[ Confirm ]" in preview
+    assert "A second person must approve this job" in preview
     asked = demo.type("press confirm", then=r"\(y/N\)\? $")
     assert "Delete permanently?" in asked and "[ Yes, delete permanently ]" in asked
     declined = demo.type("n")
     assert "nothing was sent to Sweep" in declined and "Created job" not in declined
+    assert "Waiting for approval" not in declined
     demo.type("press confirm", then=r"\(y/N\)\? $")
+    requested = demo.type("y", then=rf"#{CHANNEL} · Sweep — approval request:[\s\S]*sweep> $")
+    assert "Waiting for approval" in requested and "[ Approve ]  [ Reject ]" in requested
+    assert "Created job" not in requested
+
+    # The analyst cannot approve their own request; the lead can (`as <user> <line>`).
+    asked = demo.type("press approve", then=r"\(y/N\)\? $")
+    assert "Approve this job?" in asked
+    refused = demo.type("y", then=r"Not done[\s\S]*sweep> $")
+    assert "someone else must approve it" in refused and "Created job" not in refused
+    assert "Say who and what" in demo.type("as nobody press approve")
+    asked = demo.type(f"as {LEAD} press approve", then=r"\(y/N\)\? $")
+    assert f"@{LEAD} ▸ clicks [ Approve ] on the approval request" in asked
     since = demo.mark()
-    demo.type("y", then=r"Created job")
+    demo.type("y", then=rf"only @{LEAD} can see this[\s\S]*Created job")
+    demo.expect(
+        rf"approval request updated\):\n(?:  ┃.*\n)*?  ┃.*Approved by @{LEAD}.*→ job card", since=since
+    )
 
     # Idle at the prompt: the card and its thread replies are printed as they arrive.
     arrived = demo.expect(r"↳ thread reply on job card #2:[\s\S]*sweep> $", since=since)
