@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import aiohttp
 import httpx
@@ -58,7 +57,7 @@ from bot.inbound import (
     TIMESTAMP_HEADER,
     VERIFIED_KEY,
     Refusal,
-    check_shape,
+    read_body,
     verify_signature,
 )
 from bot.jobs import JobService
@@ -591,19 +590,20 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
             task.cancel()
 
 
-def bolt_request_from(raw: str, *, query: str, headers: Mapping[str, str]) -> AsyncBoltRequest:
-    """Turn a verified, well-formed body into a Bolt request, parsing slash-command bodies correctly.
+def bolt_request_from(
+    raw: str, body: dict[str, Any], *, query: str, headers: Mapping[str, str]
+) -> AsyncBoltRequest:
+    """Turn a verified body and what `bot.inbound.read_body` read from it into a Bolt request.
 
-    Bolt 1.30 treats any form body containing the word "payload" as an interactive payload, so
-    `/sweep move query:payload …` would reach no listener; such a body is re-parsed as the plain
-    form it is. Bolt's own signature check (kept on as defence in depth) still sees the raw body.
+    Bolt is handed the body already parsed, so an 18 kB view submission is not URL-decoded and
+    JSON-decoded a second time. That also sidesteps Bolt 1.30's parser, which treats any form body
+    containing the word "payload" as an interactive payload (`/sweep move query:payload …` would
+    reach no listener). The raw body is kept as `raw_body`, as Bolt's own parse would keep it.
     """
-    bolt_request = AsyncBoltRequest(body=raw, query=query, headers=dict(headers))
-    if not bolt_request.body and raw and not raw.lstrip().startswith("{"):
-        params = dict(parse_qsl(raw, keep_blank_values=True))
-        if "payload" not in params and "command" in params:
-            bolt_request.body = params
-            bolt_request.context = build_async_context(AsyncBoltContext({}), params)
+    bolt_request = AsyncBoltRequest(body="", query=query, headers=dict(headers))
+    bolt_request.raw_body = raw
+    bolt_request.body = body
+    bolt_request.context = build_async_context(AsyncBoltContext({}), body)
     bolt_request.context[VERIFIED_KEY] = True
     return bolt_request
 
@@ -642,11 +642,14 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
             timestamp=_only_header(request, TIMESTAMP_HEADER),
             signature=_only_header(request, SIGNATURE_HEADER),
             now=time.time(),
-        ) or check_shape(raw, request.headers.get("Content-Type"))
+        )
         if refusal is not None:
             return refuse(request, refusal)
+        body = read_body(raw, request.headers.get("Content-Type"))
+        if isinstance(body, Refusal):
+            return refuse(request, body)
         bolt_request = bolt_request_from(
-            raw.decode("utf-8"), query=request.query_string, headers=request.headers
+            raw.decode("utf-8"), body, query=request.query_string, headers=request.headers
         )
         bolt_response = await runtime.app.async_dispatch(bolt_request)
         runtime.metrics.observe_ack(surface_of(bolt_request.body), time.perf_counter() - started)
