@@ -5,7 +5,6 @@ The grammar's text contains `<folder>`-style placeholders: it is escaped like us
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections import defaultdict
 from typing import Any
@@ -40,10 +39,11 @@ def _folder_lines() -> list[str]:
 def build_help() -> dict[str, Any]:
     """Build the help message: usage, examples, folder names, and how confirmation works.
 
-    It depends on the grammar alone, so it is built once (it is the ack of `/sweep help`); each
-    caller gets its own copy to do with as it likes.
+    It depends on the grammar alone, so it is built once (it is the ack of `/sweep help`). Each
+    caller gets its own message and block list; the blocks themselves are shared: read, never change.
     """
-    return copy.deepcopy(_help_message())
+    built = _help_message()
+    return {"text": built["text"], "blocks": list(built["blocks"])}
 
 
 @functools.cache
