@@ -5,6 +5,7 @@ The grammar's text contains `<folder>`-style placeholders: it is escaped like us
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -36,7 +37,17 @@ def _folder_lines() -> list[str]:
 
 
 def build_help() -> dict[str, Any]:
-    """Build the help message: usage, examples, folder names, and how confirmation works."""
+    """Build the help message: usage, examples, folder names, and how confirmation works.
+
+    It depends on the grammar alone, so it is built once (it is the ack of `/sweep help`). Each
+    caller gets its own message and block list; the blocks themselves are shared: read, never change.
+    """
+    built = _help_message()
+    return {"text": built["text"], "blocks": list(built["blocks"])}
+
+
+@functools.cache
+def _help_message() -> dict[str, Any]:
     blocks = [
         header("Sweep: bulk actions on email"),
         section(f"*Usage*\n```{truncate(escape(USAGE), 2900)}```"),

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 import aiohttp
 import httpx
@@ -60,7 +59,7 @@ from bot.inbound import (
     TIMESTAMP_HEADER,
     VERIFIED_KEY,
     Refusal,
-    check_shape,
+    read_body,
     verify_signature,
 )
 from bot.jobs import JobService
@@ -265,13 +264,25 @@ class RequestArrival(AsyncMiddleware):
         # middleware's `next` just records the call): the log fields are set and not reset, so
         # the listener and the follow-ups it submits see them (each request overwrites them in its
         # own task). The request's de-duplication key is set around the whole dispatch instead
-        # (`SweepApp.async_dispatch`).
-        bind_log_fields(request=request_key(req.body), user=req.context.user_id)
+        # (`SweepApp.async_dispatch`), and read here rather than worked out from the body again.
+        bind_log_fields(request=current_request_key.get(), user=req.context.user_id)
         return await next()
 
 
+#: What a request nobody verified gets: Bolt's own refusal, word for word.
+UNVERIFIED_RESPONSE = {"error": "invalid request"}
+
+
 class SweepApp(AsyncApp):
-    """Bolt's app, knowing which Slack request its listener runs for.
+    """Bolt's app, acting only on verified requests and knowing which Slack request its listener runs for.
+
+    Bolt's own signature check is off (`create_app`): `http_application` verifies every HTTP request
+    before Bolt sees it, more strictly than Bolt does (`bot.inbound.verify_signature`: one header
+    each, an ASCII-digit timestamp within five minutes, a constant-time comparison) and then marks it
+    (`VERIFIED_KEY`, which no body can set). Checking the same HMAC again cost a pass over the body for
+    nothing; instead every request not so marked — nor from Socket Mode — is refused here with 401,
+    before Bolt's first middleware: no listener, no error handler, no outbound call, whatever route
+    it came by.
 
     With `process_before_response` the listener runs inside `async_dispatch` (HTTP and Socket Mode
     alike), so the key set here is what `Services.after_ack` reads to do a request's work once,
@@ -279,7 +290,10 @@ class SweepApp(AsyncApp):
     """
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
-        """Dispatch one request with its de-duplication key set for the listener."""
+        """Refuse an unverified request; dispatch a verified one with its de-duplication key set."""
+        if not request_verified(req):
+            log.info("refused a request that was not verified (HTTP 401)")
+            return BoltResponse(status=401, body=dict(UNVERIFIED_RESPONSE))
         token = current_request_key.set(request_key(req.body))
         try:
             response: BoltResponse = await super().async_dispatch(req)
@@ -307,7 +321,8 @@ def create_app(
         client=client,
         authorize=StartupAuthorize(identity, client.token or ""),
         signing_secret=signing_secret or "socket-mode-does-not-sign",
-        request_verification_enabled=signing_secret is not None,
+        # `SweepApp.async_dispatch` refuses whatever `http_application` did not verify.
+        request_verification_enabled=False,
         # Listeners only ack and hand their work to `services.follow_ups`, so Slack gets its
         # answer the moment a listener returns, instead of on Bolt's next 10 ms poll for ack().
         process_before_response=True,
@@ -620,19 +635,20 @@ async def background_loops(runtime: Runtime) -> AsyncIterator[None]:
             task.cancel()
 
 
-def bolt_request_from(raw: str, *, query: str, headers: Mapping[str, str]) -> AsyncBoltRequest:
-    """Turn a verified, well-formed body into a Bolt request, parsing slash-command bodies correctly.
+def bolt_request_from(
+    raw: str, body: dict[str, Any], *, query: str, headers: Mapping[str, str]
+) -> AsyncBoltRequest:
+    """Turn a verified body and what `bot.inbound.read_body` read from it into a Bolt request.
 
-    Bolt 1.30 treats any form body containing the word "payload" as an interactive payload, so
-    `/sweep move query:payload …` would reach no listener; such a body is re-parsed as the plain
-    form it is. Bolt's own signature check (kept on as defence in depth) still sees the raw body.
+    Bolt is handed the body already parsed, so an 18 kB view submission is not URL-decoded and
+    JSON-decoded a second time. That also sidesteps Bolt 1.30's parser, which treats any form body
+    containing the word "payload" as an interactive payload (`/sweep move query:payload …` would
+    reach no listener). The raw body is kept as `raw_body`, as Bolt's own parse would keep it.
     """
-    bolt_request = AsyncBoltRequest(body=raw, query=query, headers=dict(headers))
-    if not bolt_request.body and raw and not raw.lstrip().startswith("{"):
-        params = dict(parse_qsl(raw, keep_blank_values=True))
-        if "payload" not in params and "command" in params:
-            bolt_request.body = params
-            bolt_request.context = build_async_context(AsyncBoltContext({}), params)
+    bolt_request = AsyncBoltRequest(body="", query=query, headers=dict(headers))
+    bolt_request.raw_body = raw
+    bolt_request.body = body
+    bolt_request.context = build_async_context(AsyncBoltContext({}), body)
     bolt_request.context[VERIFIED_KEY] = True
     return bolt_request
 
@@ -655,8 +671,8 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
 
     Every request to `path` is verified (Slack's signature and timestamp) and shape-checked here, before
     Bolt sees it: whatever fails is answered 401 or 400 with no listener, no error handler and no
-    outbound call. Bolt's own verification stays on behind this as defence in depth (one more HMAC of
-    a body already read, microseconds), so a future route that skipped this function would still not
+    outbound call. Only a request that passed is marked verified, and `SweepApp` refuses any other
+    (in place of Bolt's own HMAC check), so a future route that skipped this function would still not
     act on an unsigned body.
     """
     if not runtime.signing_secret:
@@ -671,11 +687,14 @@ def http_application(runtime: Runtime, *, path: str = "/slack/events") -> web.Ap
             timestamp=_only_header(request, TIMESTAMP_HEADER),
             signature=_only_header(request, SIGNATURE_HEADER),
             now=time.time(),
-        ) or check_shape(raw, request.headers.get("Content-Type"))
+        )
         if refusal is not None:
             return refuse(request, refusal)
+        body = read_body(raw, request.headers.get("Content-Type"))
+        if isinstance(body, Refusal):
+            return refuse(request, body)
         bolt_request = bolt_request_from(
-            raw.decode("utf-8"), query=request.query_string, headers=request.headers
+            raw.decode("utf-8"), body, query=request.query_string, headers=request.headers
         )
         bolt_response = await runtime.app.async_dispatch(bolt_request)
         runtime.metrics.observe_ack(surface_of(bolt_request.body), time.perf_counter() - started)

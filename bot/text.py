@@ -10,6 +10,7 @@ whatever the mail or another tool put there).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 __all__ = ["BIDI_CONTROLS", "INVISIBLE", "ZERO_WIDTH", "is_control", "one_line", "visible"]
@@ -54,15 +55,38 @@ def _table(*, keep_newlines: bool) -> dict[int, str | None]:
     return table
 
 
+def _changes(table: dict[int, str | None]) -> re.Pattern[str]:
+    """Return a pattern matching any character that `table` changes (as ranges of code points).
+
+    `str.translate` with a dict costs a lookup per character (~80 ns: a 1,000-character help text
+    takes 80 µs); a regex search for a character class runs in C at a few ns per character, and
+    almost every text has nothing to change.
+    """
+    ranges: list[list[int]] = []
+    for code in sorted(code for code, to in table.items() if to != chr(code)):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    parts = (re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "") for a, b in ranges)
+    return re.compile(f"[{''.join(parts)}]")
+
+
 _MULTILINE = _table(keep_newlines=True)
 _ONE_LINE = _table(keep_newlines=False)
+_MULTILINE_CHANGES = _changes(_MULTILINE)
+_ONE_LINE_CHANGES = _changes(_ONE_LINE)
 
 
 def visible(text: str) -> str:
     """Return `text` without invisible characters, controls as spaces, line breaks kept as `\\n`."""
+    if _MULTILINE_CHANGES.search(text) is None:
+        return text  # nothing to translate (`\r` is one of the characters searched for)
     return text.replace("\r\n", "\n").translate(_MULTILINE)
 
 
 def one_line(text: str) -> str:
     """Return `text` without invisible characters, controls and line breaks as spaces, stripped."""
+    if _ONE_LINE_CHANGES.search(text) is None:
+        return text.strip()
     return text.replace("\r\n", "\n").translate(_ONE_LINE).strip()
