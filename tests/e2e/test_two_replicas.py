@@ -32,7 +32,6 @@ from tests.e2e.conftest import (
     SIGNING_SECRET,
     BotProcess,
     bot_env,
-    free_port,
     wait_until,
 )
 from tests.e2e.test_metrics import scrape, series, value
@@ -69,7 +68,6 @@ async def replicas(
                     database=tmp_path / "unused.db",  # SWEEP_DATABASE_URL wins
                     extra=extra,
                 ),
-                port=free_port(),
                 log_path=tmp_path / f"bot{n}.log",
             )
             for n in range(2)
