@@ -11,7 +11,7 @@ the long ones do not come last and keep one worker busy alone at the end.
 The controller sees only node ids, so it decides from the module's text: a module that shares a fixture
 says `scope="module"` (or `"class"`, `"package"`) there, as a fixture's `scope=` or, for the async
 fixtures, in `pytestmark = pytest.mark.asyncio(loop_scope="module")`. Each worker checks that rule
-against the fixtures the tests really use and stops the run, naming the module, if it does not hold.
+against the fixtures the tests really use: a test of a module that breaks it fails, naming the module.
 
 Nothing else is shared between workers: each test gets its own ports (port 0, or `free_port()`), its own
 `tmp_path` and its own PostgreSQL database (tests/component/conftest.py `postgres_database()`).
@@ -71,26 +71,36 @@ def _directory_rank(item: pytest.Item) -> int:
     )
 
 
+#: Tests in a module that shares a fixture without saying so (see `pytest_runtest_setup`).
+_UNSAID = pytest.StashKey[str]()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the slowest directories first; fail early if a module shares a fixture without saying so."""
+    """Put the slowest directories first; mark the tests of a module that shares a fixture unsaid."""
     items.sort(key=_directory_rank)  # stable: modules and their tests keep their order
-    unsaid = set()
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
         shared = [  # the definition in effect (the last one: an override wins), plugins' own left out
-            name
+            (name, definitions[-1].scope)
             for name, definitions in info.name2fixturedefs.items()
             if definitions and definitions[-1].scope in SHARED_SCOPES and definitions[-1].baseid != ""
         ]
         path = item.nodeid.split("::", 1)[0]
         if shared and not shares_a_fixture(path):
-            unsaid.add(f"{path} (fixture {shared[0]!r})")
-    if unsaid:
-        raise pytest.UsageError(
-            "these modules share a module-scoped fixture but do not say so, so pytest-xdist would spread "
-            'their tests over workers: add `pytestmark = pytest.mark.asyncio(loop_scope="module")` (or '
-            'give the fixture `scope="module"` in the module); see tests/conftest.py: '
-            + ", ".join(sorted(unsaid))
-        )
+            name, scope = shared[0]
+            item.stash[_UNSAID] = (
+                f"{path} shares the {scope}-scoped fixture {name!r} but does not say so, so pytest-xdist "
+                "may spread its tests over workers: add "
+                '`pytestmark = pytest.mark.asyncio(loop_scope="module")` (or give the fixture '
+                '`scope="module"` in the module); see tests/conftest.py'
+            )
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test whose module shares a fixture without saying so (in one process and in parallel)."""
+    problem = item.stash.get(_UNSAID, None)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
