@@ -19,8 +19,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from bot.config import (
     Config,
     ConfigError,
@@ -32,6 +30,8 @@ from bot.config import (
 )
 
 if TYPE_CHECKING:
+    from aiohttp import web  # imported where it serves: a configuration error or `--help` needs none of it
+
     from bot.app import Runtime
 
 log = logging.getLogger("sweep")
@@ -174,6 +174,8 @@ async def _migrate(target: Path | str, setting: str) -> int:
 
 
 async def _serve(config: Config, *, host_flag: bool, port_flag: bool, metrics_port: int | None = None) -> int:
+    from aiohttp import web
+
     from bot.app import background_loops, http_application, open_runtime
 
     settings, cloudflare = config.settings, config.cloudflare
@@ -226,6 +228,8 @@ async def _serve(config: Config, *, host_flag: bool, port_flag: bool, metrics_po
 
 async def _listen(runner: web.AppRunner, host: str, port: int, *, host_flag: bool, port_flag: bool) -> None:
     """Start listening, or raise one line naming the variable (or flag) to change."""
+    from aiohttp import web
+
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
@@ -246,6 +250,8 @@ async def _metrics_listener(runtime: Runtime, host: str, port: int | None) -> As
     if port is None:
         yield
         return
+    from aiohttp import web
+
     from bot.app import metrics_application
 
     runner = web.AppRunner(metrics_application(runtime), access_log=None)

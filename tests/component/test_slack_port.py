@@ -6,8 +6,9 @@ answers a scripted client: here the local Slack (`bot.devslack`) serves every on
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -26,11 +27,12 @@ from bot.slack_port import (
 BOT_TOKEN = "xoxb-port-test"
 
 
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago (nothing listens there)."""
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """Hold a port nothing listens on for the block (bound, so no other process takes it meanwhile)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -93,10 +95,10 @@ async def test_rate_limit_carries_retry_after_and_card_killers_are_flagged(
         await port.post_message(channel="C1", text="t", blocks=[])
     assert archived.value.kills_card
     # A connection that fails (nothing listens there) is transient too.
-    unreachable = WebClientSlackPort(
-        AsyncWebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/", timeout=5)
-    )
-    with pytest.raises(SlackTransientError) as network:
+    with closed_port() as nothing_there, pytest.raises(SlackTransientError) as network:
+        unreachable = WebClientSlackPort(
+            AsyncWebClient(token=BOT_TOKEN, base_url=f"http://127.0.0.1:{nothing_there}/api/", timeout=5)
+        )
         await unreachable.post_message(channel="C1", text="t", blocks=[])
     assert network.value.code.startswith("network: ")
     assert not slack.state.top_level("C1"), "nothing was posted"

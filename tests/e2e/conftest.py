@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -42,10 +43,52 @@ OTHER_CHANNEL = "C0RANDOM"
 
 
 def free_port() -> int:
-    """Return a TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return a TCP port that is free, and kept from other processes asking the OS for a port.
+
+    The port is left in TIME_WAIT (a connection to it was accepted and closed here): for about a minute
+    the OS hands it to no one asking for any free port (bind or connect), while a server that sets
+    SO_REUSEADDR, as aiohttp and asyncio do, can listen on it. So tests running in parallel do not take
+    each other's ports. Port 0 with the bound port read back (`BotProcess` does) is simpler still;
+    `ClosedPort` is a port nothing listens on.
+    """
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = int(server.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the accepting side closes first: it is the one that waits
+            client.recv(1)
+    return port
+
+
+class ClosedPort:
+    """A port that refuses connections until released: bound (no other process gets it), not listening."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
+
+    def release(self) -> None:
+        """Free the port (for a server of the test's own to listen there); idempotent."""
+        self._socket.close()
+
+    def __enter__(self) -> ClosedPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+#: How long a bot process may take to start (imports, migrations, Slack's auth.test): the tests share the
+#: machine's cores with each other (pytest-xdist) and with whatever else runs there. A healthy start takes
+#: a second or two; this only bounds how long a broken one is waited for.
+START_TIMEOUT = 60.0
+
+#: What `sweep-bot serve --http` logs once it listens (plain or JSON logs).
+LISTENING_RE = re.compile(r"listening on http://[^\s:/]+:(\d+)/slack/events")
 
 
 async def wait_until(
@@ -70,11 +113,15 @@ async def wait_until(
 
 @dataclass
 class BotProcess:
-    """The bot as a child process, restartable on the same database."""
+    """The bot as a child process, restartable on the same database.
+
+    `port=0` (the default) lets the OS choose a free port at the first start (safe when tests run in
+    parallel); `port` is then the bound one, which later starts reuse so URLs stay valid.
+    """
 
     env: dict[str, str]
-    port: int
     log_path: Path
+    port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
 
@@ -83,11 +130,12 @@ class BotProcess:
         """Return where Slack would send events."""
         return f"http://127.0.0.1:{self.port}/slack/events"
 
-    async def start(self, *, timeout: float = 60.0) -> None:
+    async def start(self, *, timeout: float = START_TIMEOUT) -> None:
         """Start the bot and wait until /healthz answers (a loaded machine may take a while to import it)."""
         self.starts += 1
         command = [sys.executable, "-m", "bot", "serve", "--http"]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:  # the child keeps its own handle
             self.process = subprocess.Popen(
                 command,
@@ -95,17 +143,28 @@ class BotProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        if self.port == 0:
+
+            def bound() -> int | None:
+                self._check_running()
+                found = LISTENING_RE.search(self.log_path.read_bytes()[logged:].decode(errors="replace"))
+                return int(found.group(1)) if found else None
+
+            self.port = await wait_until(bound, timeout=timeout, what="the bot to listen")
         async with httpx.AsyncClient() as http:
 
             async def healthy() -> bool:
-                if self.process is not None and self.process.poll() is not None:
-                    raise AssertionError(f"bot exited with {self.process.returncode}:\n{self.logs()}")
+                self._check_running()
                 try:
                     return (await http.get(f"http://127.0.0.1:{self.port}/healthz")).status_code == 200
                 except httpx.TransportError:
                     return False
 
             await wait_until(healthy, timeout=timeout, what="the bot's /healthz")
+
+    def _check_running(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"bot exited with {self.process.returncode}:\n{self.logs()}")
 
     def kill(self) -> None:
         """Kill the bot with SIGKILL (no chance to clean up)."""
@@ -198,7 +257,6 @@ async def open_stack(
         database = workdir / "sweep.db"
         bot = BotProcess(
             env=bot_env(sim_url=sim.base_url, slack_url=slack.api_url, database=database, extra=extra_env),
-            port=free_port(),
             log_path=workdir / "bot.log",
         )
         await bot.start()

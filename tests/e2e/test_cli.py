@@ -15,6 +15,7 @@ import pytest
 
 from bot.devslack.server import running_fake_slack
 from bot.simulator.app import SimulatorConfig, running_simulator
+from tests.e2e.conftest import ClosedPort
 
 GOOD_ENV = {
     "SLACK_BOT_TOKEN": "xoxb-cli-test",
@@ -276,13 +277,6 @@ async def run_async(
     return subprocess.CompletedProcess(args, process.returncode, out.decode(), err.decode())
 
 
-def closed_port() -> int:
-    """Return a port nothing listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_check_tries_the_database_slack_and_cloudflare(tmp_path: Path) -> None:
     config = SimulatorConfig(token="cli-cloudflare-token")
     async with running_simulator(config) as sim, running_fake_slack(bot_token="xoxb-cli-test") as slack:
@@ -316,10 +310,11 @@ async def test_check_tries_the_database_slack_and_cloudflare(tmp_path: Path) -> 
 
 
 async def test_check_says_which_service_is_unreachable(tmp_path: Path) -> None:
-    slack_url = f"http://127.0.0.1:{closed_port()}/api/"
-    cloudflare_url = f"http://127.0.0.1:{closed_port()}/client/v4"
-    env = env_with(tmp_path, {"SLACK_API_URL": slack_url, "CLOUDFLARE_BASE_URL": cloudflare_url})
-    result = await run_async(["check"], env)
+    with ClosedPort() as no_slack, ClosedPort() as no_cloudflare:  # nothing listens there meanwhile
+        slack_url = f"http://127.0.0.1:{no_slack.port}/api/"
+        cloudflare_url = f"http://127.0.0.1:{no_cloudflare.port}/client/v4"
+        env = env_with(tmp_path, {"SLACK_API_URL": slack_url, "CLOUDFLARE_BASE_URL": cloudflare_url})
+        result = await run_async(["check"], env)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 2, lines

@@ -66,7 +66,6 @@ from tests.e2e.conftest import (
     SIGNING_SECRET,
     BotProcess,
     bot_env,
-    free_port,
     wait_until,
 )
 from tests.e2e.test_slack_flows import buttons, card_status
@@ -412,7 +411,6 @@ async def crash(tmp_path: Path) -> AsyncIterator[Crash]:
                 database=database,
                 extra={"SWEEP_POLL_SECONDS": "0.2", "SWEEP_CLOUDFLARE_TIMEOUT": "3"},
             ),
-            port=free_port(),
             log_path=tmp_path / "bot.log",
         )
         try:

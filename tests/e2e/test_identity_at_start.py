@@ -26,9 +26,10 @@ from tests.e2e.conftest import (
     CHANNEL,
     OPERATOR,
     SIGNING_SECRET,
+    START_TIMEOUT,
     BotProcess,
+    ClosedPort,
     bot_env,
-    free_port,
     wait_until,
 )
 
@@ -44,7 +45,6 @@ async def test_first_command_acks_without_calling_auth_test(tmp_path: Path) -> N
         slack.slow_down("auth.test", 1.0, times=1)  # the start-up call: slow, but answered
         bot = BotProcess(
             env=bot_env(sim_url=sim.base_url, slack_url=slack.api_url, database=tmp_path / "sweep.db"),
-            port=free_port(),
             log_path=tmp_path / "bot.log",
         )
         await bot.start()
@@ -95,7 +95,8 @@ async def test_a_refused_bot_token_stops_serve_at_start_with_one_line(tmp_path: 
 
 
 async def test_an_unreachable_slack_is_retried_until_it_answers(tmp_path: Path) -> None:
-    slack_port = free_port()
+    refusing = ClosedPort()
+    slack_port = refusing.port
     async with running_simulator(SimulatorConfig(token=CF_TOKEN), host="127.0.0.1", port=0) as sim:
         bot = BotProcess(
             env=bot_env(
@@ -103,13 +104,15 @@ async def test_an_unreachable_slack_is_retried_until_it_answers(tmp_path: Path) 
                 slack_url=f"http://127.0.0.1:{slack_port}/api/",
                 database=tmp_path / "sweep.db",
             ),
-            port=free_port(),
             log_path=tmp_path / "bot.log",
         )
         start = asyncio.ensure_future(bot.start())
         try:
-            await wait_until(lambda: "Slack unreachable at" in bot.logs(), timeout=30, what="a retry warning")
+            await wait_until(
+                lambda: "Slack unreachable at" in bot.logs(), timeout=START_TIMEOUT, what="a retry warning"
+            )
             assert not start.done()  # not serving while it cannot know who it is
+            refusing.release()  # Slack comes up on that port
             async with running_fake_slack(bot_token=BOT_TOKEN, port=slack_port) as slack:
                 await start
                 assert len(slack.calls("auth.test")) == 1
@@ -117,14 +120,18 @@ async def test_an_unreachable_slack_is_retried_until_it_answers(tmp_path: Path) 
             assert warnings and all("retrying in" in line for line in warnings)
             assert "Traceback" not in bot.logs()
         finally:
+            refusing.release()
             start.cancel()
             bot.stop()
 
 
 async def test_sigterm_while_waiting_for_slack_stops_at_once(tmp_path: Path) -> None:
     async with running_simulator(SimulatorConfig(token=CF_TOKEN), host="127.0.0.1", port=0) as sim:
+        refusing = ClosedPort()
         env = bot_env(
-            sim_url=sim.base_url, slack_url=f"http://127.0.0.1:{free_port()}/api/", database=tmp_path / "x.db"
+            sim_url=sim.base_url,
+            slack_url=f"http://127.0.0.1:{refusing.port}/api/",
+            database=tmp_path / "x.db",
         )
         log = (tmp_path / "bot.log").open("wb")
         process = subprocess.Popen(
@@ -136,7 +143,7 @@ async def test_sigterm_while_waiting_for_slack_stops_at_once(tmp_path: Path) -> 
         try:
             await wait_until(
                 lambda: "Slack unreachable at" in (tmp_path / "bot.log").read_text(),
-                timeout=30,
+                timeout=START_TIMEOUT,
                 what="a retry",
             )
             process.send_signal(signal.SIGTERM)
@@ -147,11 +154,12 @@ async def test_sigterm_while_waiting_for_slack_stops_at_once(tmp_path: Path) -> 
             if process.poll() is None:
                 process.kill()
             log.close()
+            refusing.release()
 
 
 async def test_resolve_identity_gives_up_with_one_line() -> None:
-    url = f"http://127.0.0.1:{free_port()}/api/"
-    with pytest.raises(SlackUnavailableError) as raised:
+    with ClosedPort() as refusing, pytest.raises(SlackUnavailableError) as raised:
+        url = f"http://127.0.0.1:{refusing.port}/api/"
         await resolve_identity(AsyncWebClient(token=BOT_TOKEN, base_url=url), give_up_after=0.3)
     message = str(raised.value)
     assert message.startswith(f"Slack unreachable at {url} (") and "gave up after" in message

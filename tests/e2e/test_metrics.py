@@ -8,6 +8,7 @@ object per line).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -30,13 +31,14 @@ from tests.e2e.conftest import (
     CHANNEL,
     OPERATOR,
     SIGNING_SECRET,
+    START_TIMEOUT,
     BotProcess,
     Stack,
     bot_env,
-    free_port,
     open_stack,
     wait_until,
 )
+from tests.e2e.test_slack_flows import inline_create
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -161,7 +163,16 @@ async def _settled(port: int) -> Samples | None:
 
 
 async def test_every_log_line_is_a_json_object_with_its_context(stack: Stack) -> None:
-    # The previous test created a job through Slack: its lines say which job, request and user.
+    # A job created through Slack (by the test above, or here when this test runs without it): its lines
+    # say which job, request and user.
+    if "posted card" not in stack.bot.logs():
+        card = (await inline_create(stack, "move subject:invoice to:junk"))["card"]
+        await wait_until(
+            lambda: card_status(stack.slack.state.message(CHANNEL, card.ts)) == "completed",
+            timeout=30,
+            what="the card to show the job completed",
+        )
+        await wait_until(lambda: _settled(stack.bot.port), timeout=15, what="the outbox to drain")
     await wait_until(lambda: "posted card" in stack.bot.logs(), what="the card's log line")
     lines = [line for line in stack.bot.logs().splitlines() if line.strip()]
     assert lines
@@ -204,12 +215,11 @@ async def test_socket_mode_serves_metrics_on_metrics_port(tmp_path: Path) -> Non
             extra={"SLACK_APP_TOKEN": APP_TOKEN},
         )
         del env["SLACK_SIGNING_SECRET"]
-        metrics_port = free_port()
-        bot = BotProcess(env=env, port=metrics_port, log_path=tmp_path / "bot.log")
+        bot = BotProcess(env=env, log_path=tmp_path / "bot.log")
         with bot.log_path.open("ab") as log:
             bot.process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "serve", "--socket"]
-                + ["--host", "127.0.0.1", "--metrics-port", str(metrics_port)],
+                + ["--host", "127.0.0.1", "--metrics-port", "0"],  # the OS picks the port; the log says it
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -220,7 +230,10 @@ async def test_socket_mode_serves_metrics_on_metrics_port(tmp_path: Path) -> Non
                 assert bot.process is not None and bot.process.poll() is None, bot.logs()
                 return bool(slack.socket.open_connections())
 
-            await wait_until(connected, timeout=20, what="the bot's Socket Mode connection")
+            await wait_until(connected, timeout=START_TIMEOUT, what="the bot's Socket Mode connection")
+            serving = re.search(r"serves metrics on http://127\.0\.0\.1:(\d+)/metrics", bot.logs())
+            assert serving, bot.logs()
+            metrics_port = int(serving.group(1))
             before = await scrape(metrics_port)
             ack = await slack.socket.send_slash("help", user_id=OPERATOR, channel_id=CHANNEL)
             assert ack is not None

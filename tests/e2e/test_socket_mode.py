@@ -33,10 +33,11 @@ from tests.e2e.conftest import (
     CHANNEL,
     GROUP_MEMBER,
     OPERATOR,
+    START_TIMEOUT,
     STRANGER,
     BotProcess,
+    ClosedPort,
     bot_env,
-    free_port,
     wait_until,
 )
 
@@ -75,7 +76,7 @@ async def start_socket_bot(bot: BotProcess, slack: RunningFakeSlack) -> None:
             raise AssertionError(f"bot exited with {bot.process.returncode}:\n{bot.logs()}")
         return bool(slack.socket.open_connections())
 
-    await wait_until(connected, timeout=15, what="the bot's Socket Mode connection")
+    await wait_until(connected, timeout=START_TIMEOUT, what="the bot's Socket Mode connection")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -291,8 +292,8 @@ async def test_a_refused_app_token_stops_the_bot_with_one_line(
 async def test_with_slack_unreachable_the_bot_keeps_retrying_and_sigterm_still_stops_it(
     socket_stack: SocketStack, tmp_path: Path
 ) -> None:
-    unreachable = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
-    env = {**socket_stack.bot.env, "SLACK_API_URL": unreachable}
+    refusing = ClosedPort()  # nothing listens there
+    env = {**socket_stack.bot.env, "SLACK_API_URL": f"http://127.0.0.1:{refusing.port}/api/"}
     log_path = tmp_path / "unreachable.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -308,6 +309,7 @@ async def test_with_slack_unreachable_the_bot_keeps_retrying_and_sigterm_still_s
         process.send_signal(signal.SIGTERM)
         await wait_until(lambda: process.poll() is not None, timeout=15, what="the bot to exit after SIGTERM")
     finally:
+        refusing.release()
         if process.poll() is None:
             process.kill()
             process.wait(timeout=5)

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import request_verified, unexpected_error_handler
 from bot.inbound import VERIFIED_KEY
 from bot.policy import Policy
-from tests.e2e.conftest import CHANNEL, OPERATOR, OTHER_CHANNEL, SIGNING_SECRET, Stack, free_port, wait_until
+from tests.e2e.conftest import CHANNEL, OPERATOR, OTHER_CHANNEL, SIGNING_SECRET, Stack, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -59,8 +59,8 @@ async def trap() -> AsyncIterator[Trap]:
     app.router.add_route("*", "/{tail:.*}", record)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     found.url = f"http://127.0.0.1:{port}"
     try:
         yield found
