@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,13 +33,12 @@ from bot.devslack.driver import FORM, sign
 from bot.devslack.server import RunningFakeSlack, running_fake_slack
 from bot.followups import FollowUps
 from bot.inbound import VERIFIED_KEY, read_body
-from bot.jobs import JobService
 from bot.policy import Policy
 from bot.simulator.app import RunningSimulator
 from bot.store import SqlStore
-from bot.throttle import RequestBudgets
 from handlers._common import Services
 from tests.component.conftest import SIMULATOR_TOKEN
+from tests.support import watching
 
 SECRET = "gate-signing-secret"
 OPERATOR = "U0OPERATOR"
@@ -73,13 +73,7 @@ async def gate(tmp_path: Path, simulator: RunningSimulator, account_id: str) -> 
                 credentials=Credentials(api_token=SecretStr(SIMULATOR_TOKEN)),
                 base_url=simulator.base_url,
             )
-            jobs = JobService(
-                client=cloudflare,
-                store=store,
-                account_id=account_id,
-                wake_notifier=lambda: None,
-                budgets=RequestBudgets({}),
-            )
+            jobs = watching(store, cloudflare, SimpleNamespace(wake=lambda: None))
             services = Services(
                 jobs=jobs,
                 policy=Policy(operators=frozenset({OPERATOR}), channels=frozenset({CHANNEL})),
