@@ -27,6 +27,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import UNVERIFIED_RESPONSE, bolt_request_from, create_app, fetch_identity
+from bot.approval import ApprovalPolicy
+from bot.approvals import ApprovalService
 from bot.clock import utc_now
 from bot.cloudflare.client import CloudflareClient, Credentials
 from bot.devslack.driver import FORM, sign
@@ -74,8 +76,16 @@ async def gate(tmp_path: Path, simulator: RunningSimulator, account_id: str) -> 
                 base_url=simulator.base_url,
             )
             jobs = watching(store, cloudflare, SimpleNamespace(wake=lambda: None))
+            approvals = ApprovalService(
+                jobs=jobs,
+                store=store,
+                policy=ApprovalPolicy(),
+                account_id=account_id,
+                wake_notifier=lambda: None,
+            )
             services = Services(
                 jobs=jobs,
+                approvals=approvals,
                 policy=Policy(operators=frozenset({OPERATOR}), channels=frozenset({CHANNEL})),
                 resolve_group_members=lambda _: _no_members(),
                 clock=utc_now,

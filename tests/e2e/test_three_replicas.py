@@ -301,6 +301,15 @@ async def live_claims(database_url: str) -> int:
         await connection.close()
 
 
+async def no_claims(database_url: str) -> bool:
+    """Return whether no outbox row is claimed, looking twice a moment apart: a claim a replica sent
+    just before it was stopped may still be committing when the first look finds none."""
+    if await live_claims(database_url):
+        return False
+    await asyncio.sleep(0.15)
+    return await live_claims(database_url) == 0
+
+
 async def unsent(database_url: str) -> list[tuple[Any, ...]]:
     """Return the outbox rows not sent."""
     connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
@@ -336,7 +345,7 @@ async def kill_mid_cycle(replicas: Replicas, victim: int) -> tuple[float, Hold, 
         while time.monotonic() < give_up:
             os.kill(pid, signal.SIGSTOP)
             for _ in range(10):
-                if await live_claims(replicas.database_url) == 0:
+                if await no_claims(replicas.database_url):
                     bot.kill()  # SIGKILL (a stopped process dies of it at once)
                     killed_at = time.monotonic()
                     hold.release()  # to a client that is gone
