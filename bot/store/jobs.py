@@ -235,6 +235,10 @@ async def apply(conn: AsyncConnection, jobs: Sequence[BulkJob], *, now: datetime
         state = state_of(job)
         if row[1:11] == state and not row[11]:
             continue
+        if is_terminal(row[1]) and state[0] != row[1]:
+            # A finished job stays finished: this is a snapshot read before it finished (another
+            # replica's poll racing a cancel), not news.
+            continue
         params = {f"b_{name}": value for name, value in zip(STATE_COLUMNS, state, strict=True)}
         params.update(b_job_id=job_id, b_terminal=int(is_terminal(state[0])), b_updated_at=stamp)
         updates.append(params)

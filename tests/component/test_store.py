@@ -252,6 +252,19 @@ async def test_apply_snapshots_diffs_and_queues_one_reply_per_transition(store: 
     assert [j.job_id for j in await store.list_active()] == [JOB_B]
 
 
+async def test_a_stale_snapshot_never_revives_a_finished_job(store: SqlStore) -> None:
+    """A poll that read a job before its cancel landed (another replica's) changes nothing after it."""
+    await track(store, make_job())
+    [cancelled] = await store.apply_snapshots([make_job(status="CANCELLED")], now=T0)
+    assert cancelled.status == "CANCELLED"
+    before = {(r.kind, r.key) for r in await store.list_outbox(JOB_A)}
+    assert await store.apply_snapshots([make_job(status="PENDING")], now=T0) == []
+    job = await store.get_job(JOB_A)
+    assert job is not None and job.status == "CANCELLED"
+    after = {(r.kind, r.key) for r in await store.list_outbox(JOB_A)}
+    assert after == before and (OutboxKind.TRANSITION, "CANCELLED->PENDING") not in after
+
+
 async def test_apply_snapshots_many_jobs_in_one_call(store: SqlStore) -> None:
     jobs = [make_job(f"job-{i:05d}") for i in range(500)]
     for job in jobs[:400]:
