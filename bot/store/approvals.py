@@ -87,6 +87,24 @@ def _decided(
     return approval.model_copy(update={"state": state, "decided_by": by, "decided_at": now, **extra})
 
 
+async def _decide_pending(
+    conn: AsyncConnection, approval_id: str, *, state: ApprovalState, by: str, now: datetime, **extra: object
+) -> tuple[Approval | None, bool]:
+    """Lock an approval and decide it if it is still pending and unexpired, in the caller's transaction.
+
+    Returns the approval as it was before (or as it is now, when another decision won the race) and
+    whether this call decided it.
+    """
+    before = await fetch(conn, approval_id, lock=True)
+    if before is None or before.state is not ApprovalState.PENDING or before.expires_at <= now:
+        return before, False
+    if not await _decide(
+        conn, approval_id, state=state, now=now, decided_by=by, decided_at=now_iso(now), **extra
+    ):
+        return await fetch(conn, approval_id), False
+    return before, True
+
+
 async def _decide(
     conn: AsyncConnection, approval_id: str, *, state: ApprovalState, now: datetime, **values: object
 ) -> bool:
@@ -185,19 +203,11 @@ class SqlApprovals:
         not pending, or it had expired, nothing changed.
         """
         async with self._db.begin() as conn:
-            before = await fetch(conn, approval_id, lock=True)
-            if before is None or before.state is not ApprovalState.PENDING or before.expires_at <= now:
+            before, decided = await _decide_pending(
+                conn, approval_id, state=ApprovalState.APPROVED, by=approver, now=now, tag=tag
+            )
+            if not decided or before is None:
                 return before
-            if not await _decide(
-                conn,
-                approval_id,
-                state=ApprovalState.APPROVED,
-                now=now,
-                decided_by=approver,
-                decided_at=now_iso(now),
-                tag=tag,
-            ):
-                return await fetch(conn, approval_id)
             await intents.insert_intent(
                 conn,
                 tag,
@@ -231,19 +241,11 @@ class SqlApprovals:
         expired, nothing changed.
         """
         async with self._db.begin() as conn:
-            before = await fetch(conn, approval_id, lock=True)
-            if before is None or before.state is not ApprovalState.PENDING or before.expires_at <= now:
+            before, decided = await _decide_pending(
+                conn, approval_id, state=ApprovalState.REJECTED, by=by, now=now, note=note
+            )
+            if not decided or before is None:
                 return before
-            if not await _decide(
-                conn,
-                approval_id,
-                state=ApprovalState.REJECTED,
-                now=now,
-                decided_by=by,
-                decided_at=now_iso(now),
-                note=note,
-            ):
-                return await fetch(conn, approval_id)
             after = _decided(before, state=ApprovalState.REJECTED, by=by, now=now, note=note)
             await announce(conn, after, now=now)
             await append_audit(
